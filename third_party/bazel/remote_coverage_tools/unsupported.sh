@@ -1,0 +1,3 @@
+#!/bin/sh
+echo "coverage is not supported in this offline build (no remote_coverage_tools)" >&2
+exit 1

@@ -159,9 +159,9 @@ class Loop {
   // from a callback, as libev allows).
   bool Run(RunMode mode = RunMode::kDefault);
 
-  // Break: makes Run return after the current iteration (ev_break). Safe to call outside Run
-  // (then it has no effect on later Run calls' completion beyond libev's rules: ev_run resets the
-  // "break one" state on entry).
+  // Break: makes the running Run return after the current iteration (ev_break): kOne the
+  // innermost, kAll every nested one. Called outside Run it has no lasting effect (ev_run clears
+  // the request on entry).
   void Break(BreakMode mode = BreakMode::kOne) {
     ev_break(loop_, mode == BreakMode::kAll ? EVBREAK_ALL : EVBREAK_ONE);
   }

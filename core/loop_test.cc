@@ -1,6 +1,5 @@
 #include "core/loop.h"
 
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -175,26 +174,16 @@ TEST(LoopTest, RefAndUnrefAdjustWhetherRunKeepsGoing) {
   EXPECT_EQ(fired, 1);
 }
 
-TEST(LoopTest, ForkRunsForkWatchersInTheChild) {
-  auto loop = NewLoop();
-  bool forked = false;
-  ForkWatcher fork_watcher(*loop, [&] { forked = true; });
-  fork_watcher.Start();
-  loop->Run(RunMode::kNoWait);
-  ASSERT_FALSE(forked);  // Not without Fork().
-  const pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    loop->Fork();
-    loop->Run(RunMode::kNoWait);
-    _exit(forked ? 42 : 1);
-  }
-  int status = 0;
-  ASSERT_EQ(waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 42);
-  EXPECT_FALSE(forked);  // The parent did not call Fork().
+#ifndef NDEBUG
+TEST(LoopDeathTest, DestroyingLoopBeforeItsWatchersAbortsInDebugBuilds) {
+  EXPECT_DEATH(
+      {
+        auto loop = NewLoop();
+        new IdleWatcher(*loop, [] {});  // Never destroyed: outlives the loop.
+      },
+      "idle watcher \\(and maybe others\\) outlives its loop");
 }
+#endif
 
 // --- RunCallback ---------------------------------------------------------------------------
 

@@ -274,6 +274,7 @@ class TimerWatcher final : public Watcher<ev_timer, void()> {
       : Watcher(loop, std::move(callback)) {
     Set(after, repeat);
   }
+  // TimerWatcher(loop, after, callback): a one-shot timer (repeat 0).
   TimerWatcher(Loop& loop, absl::Duration after, Callback callback)
       : TimerWatcher(loop, after, absl::ZeroDuration(), std::move(callback)) {}
   ~TimerWatcher() = default;
@@ -349,6 +350,7 @@ class SignalWatcher final : public Watcher<ev_signal, void()> {
 // active, Run does not block. Callback: void().
 class IdleWatcher final : public Watcher<ev_idle, void()> {
  public:
+  // IdleWatcher: inactive until Start. Throws std::invalid_argument for an empty callback.
   IdleWatcher(Loop& loop, Callback callback) : Watcher(loop, std::move(callback)) {}
   ~IdleWatcher() = default;
 };
@@ -356,6 +358,7 @@ class IdleWatcher final : public Watcher<ev_idle, void()> {
 // PrepareWatcher: runs at the start of each iteration, before blocking (ev_prepare).
 class PrepareWatcher final : public Watcher<ev_prepare, void()> {
  public:
+  // PrepareWatcher: inactive until Start. Throws std::invalid_argument for an empty callback.
   PrepareWatcher(Loop& loop, Callback callback) : Watcher(loop, std::move(callback)) {}
   ~PrepareWatcher() = default;
 };
@@ -363,6 +366,7 @@ class PrepareWatcher final : public Watcher<ev_prepare, void()> {
 // CheckWatcher: runs each iteration right after the backend poll (ev_check).
 class CheckWatcher final : public Watcher<ev_check, void()> {
  public:
+  // CheckWatcher: inactive until Start. Throws std::invalid_argument for an empty callback.
   CheckWatcher(Loop& loop, Callback callback) : Watcher(loop, std::move(callback)) {}
   ~CheckWatcher() = default;
 };
@@ -370,6 +374,7 @@ class CheckWatcher final : public Watcher<ev_check, void()> {
 // ForkWatcher: runs at the start of the next iteration after Loop::Fork() (ev_fork).
 class ForkWatcher final : public Watcher<ev_fork, void()> {
  public:
+  // ForkWatcher: inactive until Start. Throws std::invalid_argument for an empty callback.
   ForkWatcher(Loop& loop, Callback callback) : Watcher(loop, std::move(callback)) {}
   ~ForkWatcher() = default;
 };
@@ -378,6 +383,7 @@ class ForkWatcher final : public Watcher<ev_fork, void()> {
 // the loop notices are coalesced into one callback.
 class AsyncWatcher final : public Watcher<ev_async, void()> {
  public:
+  // AsyncWatcher: inactive until Start. Throws std::invalid_argument for an empty callback.
   AsyncWatcher(Loop& loop, Callback callback) : Watcher(loop, std::move(callback)) {}
   ~AsyncWatcher() = default;
 
@@ -402,6 +408,7 @@ class ChildWatcher final : public Watcher<ev_child, void()> {
     if (pid < 0) detail::ThrowInvalidArgument(Ops::kClass, "pid must be >= 0, got " + std::to_string(pid));
     ev_child_set(&ev(), pid, trace ? 1 : 0);
   }
+  // ChildWatcher(loop, pid, callback): trace = false (exits and signals only).
   ChildWatcher(Loop& loop, int pid, Callback callback)
       : ChildWatcher(loop, pid, false, std::move(callback)) {}
   ~ChildWatcher() = default;

@@ -498,6 +498,8 @@ TEST(ForkWatcherTest, RunsInChildAfterLoopFork) {
   int fork_calls = 0;
   ForkWatcher watcher(*loop, [&] { ++fork_calls; });
   watcher.Start();
+  loop->Run(RunMode::kNoWait);
+  ASSERT_EQ(fork_calls, 0);  // Nothing happens without Fork().
   const pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {

@@ -1,0 +1,100 @@
+// Greenlet switch cost beside the raw Boost.Context switch it is built on, read from one run.
+//
+//   bazel run //greenlet:greenlet_benchmark
+//
+// Every switch benchmark counts one switch per iteration (a round trip is two iterations), so
+// the figures compare directly: target BM_GreenletSwitch <= 1.2 x BM_RawBoostContextSwitch.
+#include <benchmark/benchmark.h>
+
+#include <boost/context/fiber.hpp>
+#include <boost/context/protected_fixedsize_stack.hpp>
+
+#include <any>
+#include <memory>
+#include <vector>
+
+#include "greenlet/greenlet.h"
+
+namespace {
+
+namespace bctx = boost::context;
+
+// The floor: a bare boost::context::fiber ping-pong.
+void BM_RawBoostContextSwitch(benchmark::State& state) {
+  bool done = false;
+  bctx::fiber other([&done](bctx::fiber&& main) {
+    while (!done) main = std::move(main).resume();
+    return std::move(main);
+  });
+  while (state.KeepRunningBatch(2)) {
+    other = std::move(other).resume();
+  }
+  done = true;
+  other = std::move(other).resume();
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_RawBoostContextSwitch);
+
+// Two greenlets switching: the main greenlet and a child that switches straight back.
+void BM_GreenletSwitch(benchmark::State& state) {
+  greenlet::Greenlet* main = greenlet::Greenlet::Current();
+  bool done = false;
+  greenlet::Greenlet other([main, &done] {
+    while (!done) main->Switch();
+  });
+  while (state.KeepRunningBatch(2)) {
+    other.Switch();
+  }
+  done = true;
+  other.Switch();
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_GreenletSwitch);
+
+// The same with a small value carried each way.
+void BM_GreenletSwitchWithValue(benchmark::State& state) {
+  greenlet::Greenlet* main = greenlet::Greenlet::Current();
+  greenlet::Greenlet other([main](std::any v) {
+    while (std::any_cast<int>(v) >= 0) v = main->Switch(std::any_cast<int>(v) + 1);
+  });
+  int n = 0;
+  while (state.KeepRunningBatch(2)) {
+    n = std::any_cast<int>(other.Switch(n));
+  }
+  other.Switch(-1);
+  benchmark::DoNotOptimize(n);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_GreenletSwitchWithValue);
+
+// Create a greenlet, run it to the end, destroy it; stacks come from the thread's pool.
+void BM_GreenletCreateRunFinish(benchmark::State& state) {
+  const greenlet::StackKind kind =
+      state.range(0) == 0 ? greenlet::StackKind::kGuarded : greenlet::StackKind::kUnguarded;
+  int counter = 0;
+  for (auto _ : state) {
+    greenlet::Greenlet g([&counter] { ++counter; }, nullptr, {greenlet::kDefaultStackSize, kind});
+    g.Switch();
+  }
+  benchmark::DoNotOptimize(counter);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_GreenletCreateRunFinish)->ArgName("unguarded")->Arg(0)->Arg(1);
+
+// Baseline for the above without the pool: a fresh guarded mmap stack each time.
+void BM_RawBoostContextCreateRunFinish(benchmark::State& state) {
+  int counter = 0;
+  for (auto _ : state) {
+    bctx::fiber f(std::allocator_arg, bctx::protected_fixedsize_stack(greenlet::kDefaultStackSize),
+                  [&counter](bctx::fiber&& main) {
+                    ++counter;
+                    return std::move(main);
+                  });
+    f = std::move(f).resume();
+  }
+  benchmark::DoNotOptimize(counter);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_RawBoostContextCreateRunFinish);
+
+}  // namespace

@@ -71,8 +71,19 @@ bool IsGreenletExit(const std::exception_ptr& error) {
 
 Greenlet::Greenlet(Function fn, Greenlet* parent, StackOptions stack, WrappedTag)
     : fn_(std::move(fn)), stack_options_(stack) {
-  if (!fn_) throw GreenletError("greenlet::Greenlet: the function is empty");
   stack_options_.size = RoundStackSize(stack.size);
+  Init(parent);
+}
+
+Greenlet::Greenlet(Function fn, Greenlet* parent, const Stack& stack, WrappedTag)
+    : fn_(std::move(fn)), stack_(stack), external_stack_(true) {
+  if (!stack) throw std::invalid_argument("greenlet::Greenlet: the provided stack is empty");
+  stack_options_ = StackOptions{stack.size, stack.kind};
+  Init(parent);
+}
+
+void Greenlet::Init(Greenlet* parent) {
+  if (!fn_) throw GreenletError("greenlet::Greenlet: the function is empty");
   ThreadState* ts = GetState();
   thread_ = ts;
   if (parent == nullptr) {
@@ -183,7 +194,7 @@ void Greenlet::UnlinkFromParent() {
 }
 
 void Greenlet::Start() {
-  stack_ = StackPool::ThisThread().Allocate(stack_options_);
+  if (!external_stack_) stack_ = StackPool::ThisThread().Allocate(stack_options_);
   ctx_ = ctx::make_fcontext(stack_.top(), stack_.size, &internal::Access::Entry);
   asan_bottom_ = stack_.low;
   asan_size_ = stack_.size;
@@ -234,8 +245,12 @@ void Greenlet::RethrowPending(ThreadState* ts) {
 }
 
 void Greenlet::ReleaseFinished() {
-  StackPool::ThisThread().Release(stack_);
-  stack_ = Stack{};
+  if (external_stack_) {
+    if (!CanaryIntact(stack_)) AbortOnStackOverflow(stack_);
+  } else {
+    StackPool::ThisThread().Release(stack_);
+    stack_ = Stack{};
+  }
   ctx_ = nullptr;
   asan_bottom_ = nullptr;
   asan_size_ = 0;

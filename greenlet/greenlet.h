@@ -111,6 +111,15 @@ class Greenlet {
   explicit Greenlet(F&& fn, Greenlet* parent = nullptr, StackOptions stack = {})
       : Greenlet(Wrap(std::forward<F>(fn)), parent, stack, WrappedTag{}) {}
 
+  // Greenlet on a stack the caller provides (typically from StackPool::ThisThread(), possibly
+  // with the caller's own bookkeeping placed above `stack.low + stack.size`). The greenlet runs
+  // on [stack.low, stack.low + stack.size) and never releases it; the caller releases it after
+  // the greenlet is destroyed. This lets a scheduler keep a greenlet and its state in the stack's
+  // top page. Throws like the other constructor, and std::invalid_argument for an empty stack.
+  template <typename F>
+  Greenlet(F&& fn, Greenlet* parent, const Stack& stack)
+      : Greenlet(Wrap(std::forward<F>(fn)), parent, stack, WrappedTag{}) {}
+
   Greenlet(const Greenlet&) = delete;
   Greenlet& operator=(const Greenlet&) = delete;
   Greenlet(Greenlet&&) = delete;
@@ -172,6 +181,8 @@ class Greenlet {
   friend struct internal::Access;
 
   Greenlet(Function fn, Greenlet* parent, StackOptions stack, WrappedTag);
+  Greenlet(Function fn, Greenlet* parent, const Stack& stack, WrappedTag);
+  void Init(Greenlet* parent);
   explicit Greenlet(internal::ThreadState* thread, MainTag);
 
   template <typename F>
@@ -204,6 +215,7 @@ class Greenlet {
   StackOptions stack_options_;
   State state_ = State::kUnstarted;
   bool main_ = false;
+  bool external_stack_ = false;  // Provided by the caller: used, never released.
   // Sanitizer bookkeeping (unused in normal builds).
   const void* asan_bottom_ = nullptr;
   std::size_t asan_size_ = 0;

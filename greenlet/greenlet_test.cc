@@ -428,6 +428,32 @@ TEST_F(GreenletTest, StackIsTakenOnStartAndReturnedOnFinish) {
   EXPECT_EQ(StackPool::ThisThread().in_use(), in_use_before_);
 }
 
+TEST_F(GreenletTest, ProvidedStackIsUsedAndLeftToTheCaller) {
+  Stack stack = StackPool::ThisThread().Allocate({kMinStackSize, StackKind::kUnguarded});
+  // The caller keeps its own data in the top bytes and gives the greenlet the rest.
+  Stack below = stack;
+  below.size -= 256;
+  int* bookkeeping = reinterpret_cast<int*>(static_cast<char*>(below.top()));
+  *bookkeeping = 1234;
+  bool on_provided_stack = false;
+  {
+    Greenlet g(
+        [&] {
+          int local = 0;
+          auto* addr = reinterpret_cast<char*>(&local);
+          on_provided_stack = addr >= static_cast<char*>(below.low) && addr < below.top();
+        },
+        nullptr, below);
+    g.Switch();
+    EXPECT_TRUE(g.dead());
+  }
+  EXPECT_TRUE(on_provided_stack);
+  EXPECT_EQ(*bookkeeping, 1234);
+  EXPECT_EQ(StackPool::ThisThread().in_use(), in_use_before_ + 1);  // Not released by the greenlet.
+  StackPool::ThisThread().Release(stack);
+  EXPECT_THROW(Greenlet([] {}, nullptr, Stack{}), std::invalid_argument);
+}
+
 // Death tests: misuse that cannot be reported by an exception aborts with a message.
 using GreenletDeathTest = GreenletTest;
 

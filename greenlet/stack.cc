@@ -41,10 +41,11 @@ void* MapNoReserve(std::size_t bytes, const char* what) {
     const int err = errno;
     throw StackError(std::string("greenlet: mmap of ") + std::to_string(bytes) + " bytes for " +
                      what + " failed: " + ErrnoText(err) +
-                     (err == ENOMEM ? " (out of address space or memory, or the process has reached "
-                                      "vm.max_map_count: each guarded stack costs two mappings. "
-                                      "Use fewer greenlets or StackKind::kUnguarded)"
-                                    : ""));
+                     (err == ENOMEM
+                          ? " (out of address space or memory, or the process has reached "
+                            "vm.max_map_count: each guarded stack costs two mappings. "
+                            "Use fewer greenlets or StackKind::kUnguarded)"
+                          : ""));
   }
   return p;
 }

@@ -1,0 +1,367 @@
+#include "hub/hub.h"
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <utility>
+
+namespace gevent {
+namespace {
+
+using greenlet::Greenlet;
+
+// The first hub of the process takes libev's default loop (as gevent's main-thread hub does, so
+// child watchers work there); the others get loops of their own.
+std::atomic<bool> default_loop_taken{false};
+
+thread_local Hub* tls_hub = nullptr;
+
+std::unique_ptr<Hub>& HubOwner() {
+  // Constructed after the thread's greenlet state (GetHub asks for it first), so destroyed before
+  // it at thread exit: the hub greenlet must be unwound while its thread's main greenlet exists.
+  thread_local std::unique_ptr<Hub> owner;
+  return owner;
+}
+
+struct CallbackNode : internal::ReadyNode {
+  absl::AnyInvocable<void()> fn;
+};
+
+struct YieldNode : internal::ReadyNode {
+  Hub* hub = nullptr;
+  Greenlet* greenlet = nullptr;
+};
+
+void InitSentinel(internal::ReadyNode* sentinel) { sentinel->prev = sentinel->next = sentinel; }
+
+// AppendNode links `node` before `sentinel` (at the tail).
+void AppendNode(internal::ReadyNode* sentinel, internal::ReadyNode* node) {
+  node->prev = sentinel->prev;
+  node->next = sentinel;
+  sentinel->prev->next = node;
+  sentinel->prev = node;
+}
+
+// SpliceFront moves every node of `from` to the front of `to`, keeping their order.
+void SpliceFront(internal::ReadyNode* from, internal::ReadyNode* to) {
+  if (from->next == from) return;
+  internal::ReadyNode* first = from->next;
+  internal::ReadyNode* last = from->prev;
+  last->next = to->next;
+  to->next->prev = last;
+  to->next = first;
+  first->prev = to;
+  InitSentinel(from);
+}
+
+}  // namespace
+
+Hub::Hub(std::unique_ptr<Loop> owned, Loop* loop)
+    : owned_loop_(std::move(owned)),
+      loop_(loop),
+      greenlet_([this] { RunForever(); }, Greenlet::Main(),
+                greenlet::StackOptions{256 * 1024, greenlet::StackKind::kGuarded}) {
+  InitSentinel(&ready_);
+  InitSentinel(&batch_);
+  foreign_async_ = std::make_unique<AsyncWatcher>(*loop_, [this] {
+    std::vector<absl::AnyInvocable<void()>> callbacks;
+    {
+      absl::MutexLock lock(&foreign_mu_);
+      callbacks.swap(foreign_);
+    }
+    for (auto& fn : callbacks) Schedule(std::move(fn));
+  });
+  foreign_async_->Unref();  // The hub's own watchers never keep the loop alive.
+  foreign_async_->Start();
+}
+
+Hub::~Hub() {
+  if (InHub()) {
+    std::fprintf(stderr, "gevent: fatal: the hub was destroyed from its own greenlet\n");
+    std::abort();
+  }
+  if (greenlet_.active()) {
+    // Let the hub greenlet return from its loop (unwinding it with GreenletExit would have to
+    // cross libev's C frames).
+    exiting_ = true;
+    greenlet_.SetParent(Greenlet::Current());
+    greenlet_.Switch();
+  }
+  foreign_async_.reset();
+  for (internal::ReadyNode* sentinel : {&batch_, &ready_}) {
+    while (sentinel->next != sentinel) {
+      internal::ReadyNode* node = sentinel->next;
+      node->Unlink();
+      if (node->run == &Hub::RunCallbackNode) delete static_cast<CallbackNode*>(node);
+    }
+  }
+  if (loop_->is_default()) default_loop_taken.store(false);
+}
+
+Hub& GetHub() {
+  if (tls_hub != nullptr) return *tls_hub;
+  Greenlet::Current();  // Thread greenlet state first: see HubOwner().
+  std::unique_ptr<Hub>& owner = HubOwner();
+  std::unique_ptr<Loop> owned;
+  Loop* loop = nullptr;
+  if (!default_loop_taken.exchange(true)) {
+    loop = &Loop::Default();
+  } else {
+    absl::StatusOr<std::unique_ptr<Loop>> created = Loop::Create();
+    if (!created.ok()) {
+      throw std::runtime_error("gevent::GetHub: cannot create an event loop: " +
+                               created.status().ToString());
+    }
+    owned = std::move(created).value();
+    loop = owned.get();
+  }
+  owner.reset(new Hub(std::move(owned), loop));
+  tls_hub = owner.get();
+  return *tls_hub;
+}
+
+Hub* HubIfExists() { return tls_hub; }
+
+void DestroyHub() {
+  if (tls_hub == nullptr) return;
+  HubOwner().reset();
+  tls_hub = nullptr;
+}
+
+void Hub::ThrowIfInHub(const char* operation) const {
+  if (InHub()) {
+    throw BlockingInHubError(std::string("gevent: ") + operation +
+                             " would block the hub: it was called from a loop callback on the "
+                             "hub greenlet; spawn a greenlet for blocking work");
+  }
+}
+
+const void* Hub::Park(std::initializer_list<const void*> keys) {
+  ThrowIfInHub("a blocking call");
+  ++stats_.switches_to_hub;
+  std::any value = greenlet_.Switch();
+  const void* key = wake_key_;
+  wake_key_ = nullptr;
+  if (!value.has_value() && key != nullptr) {
+    for (const void* k : keys) {
+      if (k == key) return key;
+    }
+  }
+  throw InvalidSwitchError(
+      std::string("gevent: a parked greenlet was resumed by an unexpected switch (") +
+      (value.has_value() ? std::string("carrying a value of type ") + value.type().name()
+                         : std::string("not its own wake-up")) +
+      "); only the hub may resume a parked greenlet");
+}
+
+void Hub::Resume(Greenlet* parked, const void* key) {
+  wake_key_ = key;
+  ++stats_.resumes;
+  parked->Switch();
+  if (exiting_) loop_->Break(BreakMode::kAll);
+}
+
+void Hub::ScheduleNode(internal::ReadyNode* node) {
+  if (node->queued()) return;
+  AppendNode(&ready_, node);
+  ++ready_count_;
+}
+
+void Hub::Unschedule(internal::ReadyNode* node) {
+  if (!node->queued()) return;
+  node->Unlink();
+  --ready_count_;
+}
+
+void Hub::Schedule(absl::AnyInvocable<void()> fn) {
+  if (!fn) throw std::invalid_argument("gevent::Hub::Schedule: the callback is empty");
+  auto* node = new CallbackNode;
+  node->run = &Hub::RunCallbackNode;
+  node->fn = std::move(fn);
+  ScheduleNode(node);
+}
+
+void Hub::RunCallbackNode(internal::ReadyNode* node) {
+  std::unique_ptr<CallbackNode> owned(static_cast<CallbackNode*>(node));
+  owned->fn();
+}
+
+void Hub::ResumeNode(internal::ReadyNode* node) {
+  auto* y = static_cast<YieldNode*>(node);
+  y->hub->Resume(y->greenlet, y);
+}
+
+void Hub::Yield() {
+  ThrowIfInHub("Sleep(0)");
+  YieldNode node;
+  node.run = &Hub::ResumeNode;
+  node.hub = this;
+  node.greenlet = Greenlet::Current();
+  ScheduleNode(&node);
+  try {
+    Park({&node});
+  } catch (...) {
+    Unschedule(&node);
+    throw;
+  }
+}
+
+void Hub::RunCallbackThreadSafe(absl::AnyInvocable<void()> fn) {
+  if (!fn) throw std::invalid_argument("gevent::Hub::RunCallbackThreadSafe: the callback is empty");
+  {
+    absl::MutexLock lock(&foreign_mu_);
+    foreign_.push_back(std::move(fn));
+  }
+  foreign_async_->Send();
+}
+
+void Hub::RunReadyBatch() {
+  // Entries queued while this batch runs wait for the next one.
+  SpliceFront(&ready_, &batch_);
+  while (batch_.next != &batch_ && !exiting_) {
+    if (since_poll_ >= kPollEvery) {
+      SpliceFront(&batch_, &ready_);  // The rest runs after the I/O poll, still first.
+      return;
+    }
+    internal::ReadyNode* node = batch_.next;
+    node->Unlink();
+    --ready_count_;
+    ++since_poll_;
+    ++stats_.ready_run;
+    try {
+      node->run(node);
+    } catch (...) {
+      loop_->ReportError("callback", std::current_exception());
+    }
+  }
+}
+
+void Hub::RunForever() {
+  while (!exiting_) {
+    if (ready_count_ > 0) {
+      RunReadyBatch();
+      if (ready_count_ == 0 || since_poll_ < kPollEvery) continue;
+      since_poll_ = 0;
+      ++stats_.polls;
+      loop_->Run(RunMode::kNoWait);
+      continue;
+    }
+    since_poll_ = 0;
+    ++stats_.polls;
+    if (loop_->Run(RunMode::kOnce) || ready_count_ > 0 || exiting_) continue;
+    RaiseLoopExit();
+  }
+}
+
+void Hub::RaiseLoopExit() {
+  Greenlet* target = joiner_ != nullptr ? joiner_ : Greenlet::Main();
+  target->Throw(LoopExit(
+      "gevent: this operation would block forever: the hub has no ready greenlets and no active "
+      "watchers that could wake it"));
+}
+
+bool Hub::Join(std::optional<absl::Duration> timeout) {
+  ThrowIfInHub("Hub::Join");
+  Greenlet* self = Greenlet::Current();
+  std::optional<TimerWatcher> timer;
+  const void* timer_key = nullptr;
+  if (timeout.has_value()) {
+    loop_->UpdateNow();
+    timer.emplace(*loop_, std::max(*timeout, absl::ZeroDuration()), [] {});
+    timer_key = &*timer;
+    timer->set_callback([this, self, timer_key] { Resume(self, timer_key); });
+    timer->Unref();  // Waiting for the timeout is not work.
+    timer->Start();
+  }
+  Greenlet* previous_joiner = std::exchange(joiner_, self);
+  try {
+    if (timer_key != nullptr) {
+      Park({timer_key});
+    } else {
+      Park({});
+    }
+  } catch (const LoopExit&) {
+    joiner_ = previous_joiner;
+    return true;
+  } catch (...) {
+    joiner_ = previous_joiner;
+    throw;
+  }
+  joiner_ = previous_joiner;
+  return false;
+}
+
+void Sleep(absl::Duration duration) {
+  Hub& hub = GetHub();
+  if (duration <= absl::ZeroDuration()) {
+    hub.Yield();
+    return;
+  }
+  hub.loop().UpdateNow();
+  TimerWatcher timer(hub.loop(), duration, [] {});
+  hub.Wait(timer);
+}
+
+bool Wait(std::optional<absl::Duration> timeout) { return GetHub().Join(timeout); }
+
+void Waiter::Wake() {
+  if (woken_) return;
+  woken_ = true;
+  if (waiter_ != nullptr) hub_->ScheduleNode(&node_);
+}
+
+void Waiter::WakeWithError(std::exception_ptr error) {
+  if (!woken_) error_ = std::move(error);
+  Wake();
+}
+
+void Waiter::Cancel() {
+  hub_->Unschedule(&node_);
+  woken_ = false;
+  error_ = nullptr;
+}
+
+void Waiter::Run(internal::ReadyNode* node) {
+  Waiter* self = static_cast<Node*>(node)->owner;
+  if (self->waiter_ != nullptr) self->hub_->Resume(self->waiter_, &self->node_);
+}
+
+bool Waiter::Get(std::optional<absl::Duration> timeout) {
+  if (waiter_ != nullptr) {
+    throw ConcurrentObjectUseError(
+        "gevent::Waiter::Get: another greenlet is already waiting on this waiter");
+  }
+  if (!woken_) {
+    Greenlet* self = Greenlet::Current();
+    std::optional<TimerWatcher> timer;
+    const void* timer_key = nullptr;
+    if (timeout.has_value()) {
+      hub_->loop().UpdateNow();
+      timer.emplace(hub_->loop(), std::max(*timeout, absl::ZeroDuration()), [] {});
+      timer_key = &*timer;
+      Hub* hub = hub_;
+      timer->set_callback([hub, self, timer_key] { hub->Resume(self, timer_key); });
+      timer->Start();
+    }
+    waiter_ = self;
+    struct Leave {
+      Waiter* w;
+      ~Leave() {
+        w->waiter_ = nullptr;
+        w->hub_->Unschedule(&w->node_);
+      }
+    } leave{this};
+    const void* key =
+        timer_key != nullptr ? hub_->Park({&node_, timer_key}) : hub_->Park({&node_});
+    if (key != &node_) return false;
+  }
+  woken_ = false;
+  if (error_) {
+    std::exception_ptr error = std::move(error_);
+    error_ = nullptr;
+    std::rethrow_exception(std::move(error));
+  }
+  return true;
+}
+
+}  // namespace gevent

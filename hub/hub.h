@@ -1,0 +1,313 @@
+// gevent::Hub — the per-thread scheduler where greenlets meet the event loop (gevent.hub).
+//
+// Each thread has one hub, created on first use by GetHub(). The hub is a greenlet that runs the
+// thread's libev loop (the default loop on the first thread that makes a hub, a new loop on every
+// other thread). A blocking-style operation parks the calling greenlet and switches to the hub;
+// the hub switches back when the watcher it waits on fires, or when the greenlet is scheduled
+// again through the hub's ready queue.
+//
+//   gevent::Sleep(absl::Milliseconds(5));        // parks on a timer
+//   hub.Wait(io_watcher);                         // parks until the fd is ready
+//   gevent::Sleep(absl::ZeroDuration());          // lets every other ready greenlet run first
+//
+// Scheduling. The hub keeps a FIFO ready queue of greenlets and callbacks (Schedule, Sleep(0),
+// Waiter::Wake). It runs the queue in batches; callbacks queued while a batch runs go to the next
+// batch. The loop is polled for I/O without blocking at least every kPollEvery ready entries and
+// whenever the queue empties, so ready greenlets that keep yielding cannot starve I/O, while a
+// yield costs two greenlet switches rather than a full loop iteration.
+//
+// LoopExit. When the queue is empty and the loop has no active watcher that keeps it alive,
+// nothing can ever wake a parked greenlet: the hub raises LoopExit ("would block forever") in the
+// greenlet that waits in Join() — normally the thread's main greenlet — instead of hanging.
+// The hub's own watchers never keep the loop alive.
+//
+// Thread-safety: "hub thread only" for everything except RunCallbackThreadSafe, which any thread
+// may call. Greenlets never migrate between threads.
+//
+// Misuse that is reported (std::logic_error subclasses below, with a message naming the mistake):
+// blocking from inside the hub (a loop callback that calls a blocking function), a second
+// greenlet waiting on a watcher that already has a waiter, and a parked greenlet resumed by a
+// switch that is not its wake-up (a foreign value).
+#ifndef GEVENT_HUB_HUB_H_
+#define GEVENT_HUB_HUB_H_
+
+#include <any>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "core/loop.h"
+#include "core/watchers.h"
+#include "greenlet/greenlet.h"
+
+namespace gevent {
+
+// LoopExit: the operation would block forever — the loop has nothing left that could wake the
+// waiting greenlet (gevent.exceptions.LoopExit).
+class LoopExit : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// BlockingInHubError: a blocking call was made on the hub greenlet itself (from a loop callback).
+class BlockingInHubError : public std::logic_error {
+ public:
+  using std::logic_error::logic_error;
+};
+
+// ConcurrentObjectUseError: a second greenlet tried to wait on something that already has a
+// waiter (gevent.exceptions.ConcurrentObjectUseError).
+class ConcurrentObjectUseError : public std::logic_error {
+ public:
+  using std::logic_error::logic_error;
+};
+
+// InvalidSwitchError: a parked greenlet was switched into by something other than its wake-up.
+class InvalidSwitchError : public std::logic_error {
+ public:
+  using std::logic_error::logic_error;
+};
+
+class Hub;
+
+namespace internal {
+// ReadyNode: an entry of the hub's ready queue, intrusive so that queueing allocates nothing and
+// an entry can remove itself (its owner is destroyed, or its greenlet was resumed another way).
+struct ReadyNode {
+  ReadyNode* prev = nullptr;
+  ReadyNode* next = nullptr;
+  void (*run)(ReadyNode* self) = nullptr;
+  bool queued() const { return next != nullptr; }
+  void Unlink() {
+    if (next == nullptr) return;
+    prev->next = next;
+    next->prev = prev;
+    prev = next = nullptr;
+  }
+};
+}  // namespace internal
+
+// HubStats: counters for the load generator and for diagnostics.
+struct HubStats {
+  std::uint64_t switches_to_hub = 0;   // Parks: greenlet -> hub switches.
+  std::uint64_t resumes = 0;           // Hub -> greenlet switches for wake-ups.
+  std::uint64_t ready_run = 0;         // Ready-queue entries run.
+  std::uint64_t polls = 0;             // Loop iterations entered by the hub.
+};
+
+class Hub {
+ public:
+  // Ready entries run between two non-blocking I/O polls, at most.
+  static constexpr std::size_t kPollEvery = 64;
+  // Watchers the hub keeps active on its loop (unreferenced): the cross-thread async watcher.
+  static constexpr std::size_t kOwnWatchers = 1;
+
+  Hub(const Hub&) = delete;
+  Hub& operator=(const Hub&) = delete;
+  // ~Hub: unwinds the hub greenlet and destroys the loop (unless it is the default loop).
+  // Precondition: no greenlet of this thread is parked on the hub and no watcher of its loop is
+  // alive (they are the caller's, and must go first).
+  ~Hub();
+
+  // loop: this hub's event loop.
+  Loop& loop() { return *loop_; }
+
+  // greenlet: the hub's own greenlet.
+  greenlet::Greenlet* greenlet() { return &greenlet_; }
+
+  // InHub: true when the calling code runs on the hub greenlet (inside a loop callback).
+  bool InHub() const { return greenlet::Greenlet::Current() == &greenlet_; }
+
+  // Wait parks the current greenlet until `watcher` fires, then returns true; with a timeout,
+  // returns false if it expires first. The watcher is started here (with a callback that resumes
+  // this greenlet) and stopped on every way out, exceptions included.
+  // Throws BlockingInHubError on the hub greenlet, ConcurrentObjectUseError if the watcher is
+  // already active (another greenlet waits on it), LoopExit if nothing can ever fire it, and
+  // whatever is thrown into the greenlet while it waits (a Timeout, GreenletExit...).
+  template <typename WatcherT>
+  bool Wait(WatcherT& watcher, std::optional<absl::Duration> timeout = std::nullopt);
+
+  // Park switches to the hub until Resume(this greenlet, key) with one of `keys`, which it
+  // returns. The building block of every wait: callers arrange for the wake-up first. Throws
+  // BlockingInHubError on the hub greenlet and InvalidSwitchError if resumed any other way.
+  const void* Park(std::initializer_list<const void*> keys);
+
+  // Resume switches from the hub into `parked`, which is in Park() expecting `key`. Hub only.
+  void Resume(greenlet::Greenlet* parked, const void* key);
+
+  // Schedule queues `fn` to run on the hub, after every entry already queued. Hub thread only.
+  // Exceptions from `fn` go to the loop's error handler.
+  void Schedule(absl::AnyInvocable<void()> fn);
+
+  // ScheduleNode queues an intrusive entry (see Waiter); it must stay alive until it runs or is
+  // removed with Unschedule. Queueing a queued node does nothing.
+  void ScheduleNode(internal::ReadyNode* node);
+  void Unschedule(internal::ReadyNode* node);
+
+  // Yield puts the current greenlet at the end of the ready queue and switches to the hub: every
+  // greenlet that was ready runs first (gevent.sleep(0)). On the hub greenlet, throws
+  // BlockingInHubError.
+  void Yield();
+
+  // Join runs the hub until there is no work left — no ready entries, no active referenced
+  // watchers — and returns true; with a timeout, returns false if it expires first. Call it from
+  // the thread's main greenlet (or any greenlet that is not the hub).
+  bool Join(std::optional<absl::Duration> timeout = std::nullopt);
+
+  // RunCallbackThreadSafe queues `fn` to run on the hub thread (through an async watcher). Any
+  // thread may call it. The hub does not wait for such callbacks unless something else keeps it
+  // alive (see ThreadPool for a waited-for cross-thread call).
+  void RunCallbackThreadSafe(absl::AnyInvocable<void()> fn);
+
+  // stats: counters since the hub was created.
+  const HubStats& stats() const { return stats_; }
+
+  // ready_count: entries in the ready queue (including the batch being run).
+  std::size_t ready_count() const { return ready_count_; }
+
+ private:
+  friend Hub& GetHub();
+  friend class HubTestPeer;
+  explicit Hub(std::unique_ptr<Loop> owned, Loop* loop);
+
+  void RunForever();
+  void RunReadyBatch();
+  void RaiseLoopExit();
+  void ThrowIfInHub(const char* operation) const;
+  static void RunCallbackNode(internal::ReadyNode* node);
+  static void ResumeNode(internal::ReadyNode* node);
+
+  std::unique_ptr<Loop> owned_loop_;
+  Loop* loop_;
+  greenlet::Greenlet greenlet_;
+  bool exiting_ = false;  // Set by ~Hub: the hub greenlet returns from its loop.
+
+  // Ready queue: circular list with a sentinel. `batch_` holds the batch being run.
+  internal::ReadyNode ready_;
+  internal::ReadyNode batch_;
+  std::size_t ready_count_ = 0;
+  std::size_t since_poll_ = 0;
+
+  const void* wake_key_ = nullptr;
+  greenlet::Greenlet* joiner_ = nullptr;
+  HubStats stats_;
+
+  // Cross-thread callbacks.
+  absl::Mutex foreign_mu_;
+  std::vector<absl::AnyInvocable<void()>> foreign_ ABSL_GUARDED_BY(foreign_mu_);
+  std::unique_ptr<AsyncWatcher> foreign_async_;
+};
+
+// GetHub returns the calling thread's hub, creating it on first use.
+Hub& GetHub();
+
+// HubIfExists returns the calling thread's hub, or null if it has none yet.
+Hub* HubIfExists();
+
+// DestroyHub destroys the calling thread's hub, if any (see ~Hub's precondition). Mostly for
+// tests; a hub is otherwise destroyed at thread exit.
+void DestroyHub();
+
+// Sleep parks the current greenlet for `duration` (the loop's time is refreshed first, so the
+// sleep is measured from now). A zero or negative duration yields: Hub::Yield.
+void Sleep(absl::Duration duration);
+
+// Wait runs the hub until no work is left (gevent.wait() with no objects): Hub::Join.
+bool Wait(std::optional<absl::Duration> timeout = std::nullopt);
+
+// Waiter: one greenlet parks in Get(), another party wakes it (gevent.hub.Waiter). The wake-up
+// goes through the hub's ready queue, so Wake may be called from any greenlet of the hub's thread
+// or from a loop callback. Not copyable; hub thread only.
+class Waiter {
+ public:
+  explicit Waiter(Hub& hub = GetHub()) : hub_(&hub) {
+    node_.run = &Waiter::Run;
+    node_.owner = this;
+  }
+  Waiter(const Waiter&) = delete;
+  Waiter& operator=(const Waiter&) = delete;
+  // ~Waiter cancels a wake-up that has not run yet.
+  ~Waiter() { Cancel(); }
+
+  // Wake schedules the parked greenlet to resume (or makes the next Get return at once).
+  // Waking twice before Get is the same as once.
+  void Wake();
+
+  // WakeWithError is Wake, but Get throws `error`.
+  void WakeWithError(std::exception_ptr error);
+
+  // Get parks until woken and clears the wake-up. With a timeout, returns false if it expires
+  // first (a wake-up after that is kept for the next Get). Throws what WakeWithError passed,
+  // ConcurrentObjectUseError if another greenlet already waits here, and the exceptions of
+  // Hub::Park.
+  bool Get(std::optional<absl::Duration> timeout = std::nullopt);
+
+  // Cancel drops a pending wake-up.
+  void Cancel();
+
+  bool woken() const { return woken_; }
+  bool waiting() const { return waiter_ != nullptr; }
+
+ private:
+  struct Node : internal::ReadyNode {
+    Waiter* owner = nullptr;
+  };
+  static void Run(internal::ReadyNode* node);
+
+  Hub* hub_;
+  Node node_;
+  greenlet::Greenlet* waiter_ = nullptr;
+  bool woken_ = false;
+  std::exception_ptr error_;
+};
+
+// ----- implementation -----
+
+template <typename WatcherT>
+bool Hub::Wait(WatcherT& watcher, std::optional<absl::Duration> timeout) {
+  ThrowIfInHub("Hub::Wait");
+  if (watcher.active()) {
+    throw ConcurrentObjectUseError(std::string("gevent::Hub::Wait: this ") + watcher.kind() +
+                                   " watcher is already active: another greenlet is waiting on "
+                                   "it");
+  }
+  greenlet::Greenlet* self = greenlet::Greenlet::Current();
+  const void* fired_key = &watcher;
+  // The callback touches nothing after Resume returns: the resumed greenlet may replace it.
+  if constexpr (std::is_invocable_v<typename WatcherT::Callback&, int>) {
+    watcher.set_callback([this, self, fired_key](int) { Resume(self, fired_key); });
+  } else {
+    watcher.set_callback([this, self, fired_key] { Resume(self, fired_key); });
+  }
+  std::optional<TimerWatcher> timer;
+  const void* timer_key = nullptr;
+  if (timeout.has_value()) {
+    timer.emplace(*loop_, std::max(*timeout, absl::ZeroDuration()), [] {});
+    timer_key = &*timer;
+    timer->set_callback([this, self, timer_key] { Resume(self, timer_key); });
+  }
+  struct StopOnExit {
+    WatcherT& w;
+    std::optional<TimerWatcher>& t;
+    ~StopOnExit() {
+      w.Stop();
+      if (t.has_value()) t->Stop();
+    }
+  } stop{watcher, timer};
+  watcher.Start();
+  if (timer.has_value()) timer->Start();
+  const void* key = timer_key != nullptr ? Park({fired_key, timer_key}) : Park({fired_key});
+  return key == fired_key;
+}
+
+}  // namespace gevent
+
+#endif  // GEVENT_HUB_HUB_H_

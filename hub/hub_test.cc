@@ -1,0 +1,320 @@
+#include "hub/hub.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace gevent {
+namespace {
+
+using greenlet::Greenlet;
+
+class HubTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    // Nothing left behind: back on the main greenlet, no ready entries, no active watchers.
+    EXPECT_EQ(Greenlet::Current(), Greenlet::Main());
+    if (Hub* hub = HubIfExists()) {
+      EXPECT_EQ(hub->ready_count(), 0u);
+      EXPECT_EQ(hub->loop().active_watcher_count(), Hub::kOwnWatchers);
+    }
+    greenlets_.clear();
+    DestroyHub();
+  }
+
+  // Starts `fn` in a new greenlet whose parent is the hub, scheduled like a spawn.
+  Greenlet* Start(std::function<void()> fn) {
+    Hub& hub = GetHub();
+    greenlets_.push_back(std::make_unique<Greenlet>(std::move(fn), hub.greenlet()));
+    Greenlet* g = greenlets_.back().get();
+    hub.Schedule([g] { g->Switch(); });
+    return g;
+  }
+
+  std::vector<std::unique_ptr<Greenlet>> greenlets_;
+};
+
+TEST_F(HubTest, GetHubReturnsOneHubPerThread) {
+  Hub* here = &GetHub();
+  EXPECT_EQ(here, &GetHub());
+  Hub* there = nullptr;
+  bool there_default = true;
+  std::thread t([&] {
+    there = &GetHub();
+    there_default = there->loop().is_default();
+    DestroyHub();
+  });
+  t.join();
+  EXPECT_NE(here, there);
+  EXPECT_TRUE(here->loop().is_default());
+  EXPECT_FALSE(there_default);
+}
+
+TEST_F(HubTest, SleepZeroRunsOtherReadyGreenletsFirst) {
+  std::string log;
+  for (char id : {'1', '2'}) {
+    Start([&log, id] {
+      log += id;
+      log += 'A';
+      Sleep(absl::ZeroDuration());
+      log += id;
+      log += 'B';
+    });
+  }
+  EXPECT_TRUE(Wait());
+  EXPECT_EQ(log, "1A2A1B2B");
+}
+
+TEST_F(HubTest, SleepWaitsAtLeastTheDuration) {
+  Hub& hub = GetHub();
+  hub.loop().UpdateNow();
+  const absl::Time before = absl::Now();
+  Sleep(absl::Milliseconds(20));
+  EXPECT_GE(absl::Now() - before, absl::Milliseconds(19));
+  EXPECT_EQ(hub.loop().active_watcher_count(), Hub::kOwnWatchers);  // The timer was stopped and destroyed.
+}
+
+TEST_F(HubTest, ShorterSleepWakesFirst) {
+  std::vector<int> order;
+  Start([&] {
+    Sleep(absl::Milliseconds(30));
+    order.push_back(30);
+  });
+  Start([&] {
+    Sleep(absl::Milliseconds(1));
+    order.push_back(1);
+  });
+  EXPECT_TRUE(Wait());
+  EXPECT_EQ(order, (std::vector<int>{1, 30}));
+}
+
+TEST_F(HubTest, WaitOnAnIoWatcherResumesWhenTheFdIsReadable) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  Hub& hub = GetHub();
+  std::string got;
+  Start([&] {
+    IoWatcher io(hub.loop(), fds[0], EV_READ, [](int) {});
+    EXPECT_TRUE(hub.Wait(io));
+    char c = 0;
+    ASSERT_EQ(read(fds[0], &c, 1), 1);
+    got += c;
+  });
+  Start([&] { ASSERT_EQ(write(fds[1], "x", 1), 1); });
+  EXPECT_TRUE(Wait());
+  EXPECT_EQ(got, "x");
+  close(fds[0]);
+  close(fds[1]);
+}
+
+TEST_F(HubTest, WaitWithTimeoutReturnsFalseWhenNothingHappens) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  Hub& hub = GetHub();
+  IoWatcher io(hub.loop(), fds[0], EV_READ, [](int) {});
+  EXPECT_FALSE(hub.Wait(io, absl::Milliseconds(5)));
+  EXPECT_FALSE(io.active());  // Stopped on the way out.
+  close(fds[0]);
+  close(fds[1]);
+}
+
+TEST_F(HubTest, BlockingForeverRaisesLoopExitInsteadOfHanging) {
+  Hub& hub = GetHub();
+  Waiter waiter(hub);  // Nobody will ever wake it.
+  try {
+    waiter.Get();
+    FAIL() << "Get returned";
+  } catch (const LoopExit& e) {
+    EXPECT_NE(std::string(e.what()).find("would block forever"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(waiter.waiting());
+}
+
+TEST_F(HubTest, JoinReturnsTrueWhenNoWorkIsLeft) {
+  int ran = 0;
+  Start([&] { ++ran; });
+  Start([&] {
+    Sleep(absl::Milliseconds(1));
+    ++ran;
+  });
+  EXPECT_TRUE(GetHub().Join());
+  EXPECT_EQ(ran, 2);
+}
+
+TEST_F(HubTest, JoinWithTimeoutReturnsFalseWhileWorkRemains) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  Hub& hub = GetHub();
+  IoWatcher never(hub.loop(), fds[0], EV_READ, [](int) {});
+  never.Start();  // Keeps the loop alive forever.
+  EXPECT_FALSE(hub.Join(absl::Milliseconds(5)));
+  never.Stop();
+  EXPECT_TRUE(hub.Join(absl::Seconds(10)));
+  close(fds[0]);
+  close(fds[1]);
+}
+
+TEST_F(HubTest, BlockingInsideTheHubIsAClearError) {
+  Hub& hub = GetHub();
+  std::string message;
+  hub.Schedule([&] {
+    try {
+      Sleep(absl::Milliseconds(1));
+    } catch (const BlockingInHubError& e) {
+      message = e.what();
+    }
+  });
+  EXPECT_TRUE(Wait());
+  EXPECT_NE(message.find("would block the hub"), std::string::npos) << message;
+}
+
+TEST_F(HubTest, SecondWaiterOnTheSameWatcherIsRejected) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  Hub& hub = GetHub();
+  IoWatcher io(hub.loop(), fds[0], EV_READ, [](int) {});
+  std::string message;
+  Start([&] { hub.Wait(io); });
+  Start([&] {
+    try {
+      hub.Wait(io);
+    } catch (const ConcurrentObjectUseError& e) {
+      message = e.what();
+    }
+    ASSERT_EQ(write(fds[1], "x", 1), 1);  // Release the first waiter.
+  });
+  EXPECT_TRUE(Wait());
+  EXPECT_NE(message.find("already active"), std::string::npos) << message;
+  close(fds[0]);
+  close(fds[1]);
+}
+
+TEST_F(HubTest, AForeignSwitchIntoAParkedGreenletIsDetected) {
+  Hub& hub = GetHub();
+  std::string message;
+  Greenlet* parked = Start([&] {
+    try {
+      Sleep(absl::Seconds(100));
+    } catch (const InvalidSwitchError& e) {
+      message = e.what();
+    }
+  });
+  Start([&] { parked->Switch(std::string("not a wake-up")); });
+  EXPECT_TRUE(Wait());
+  EXPECT_NE(message.find("unexpected switch"), std::string::npos) << message;
+  EXPECT_EQ(hub.loop().active_watcher_count(), Hub::kOwnWatchers);
+}
+
+TEST_F(HubTest, WaiterWakeResumesTheParkedGreenlet) {
+  Hub& hub = GetHub();
+  Waiter waiter(hub);
+  std::vector<std::string> log;
+  Start([&] {
+    log.push_back("waiting");
+    EXPECT_TRUE(waiter.Get());
+    log.push_back("woken");
+  });
+  Start([&] {
+    log.push_back("waking");
+    waiter.Wake();
+    log.push_back("woke");
+  });
+  EXPECT_TRUE(Wait());
+  EXPECT_EQ(log, (std::vector<std::string>{"waiting", "waking", "woke", "woken"}));
+}
+
+TEST_F(HubTest, WaiterWokenBeforeGetReturnsAtOnce) {
+  Waiter waiter;
+  waiter.Wake();
+  EXPECT_TRUE(waiter.Get());
+  EXPECT_FALSE(waiter.woken());
+}
+
+TEST_F(HubTest, WaiterDeliversAnError) {
+  Waiter waiter;
+  Start([&] { waiter.WakeWithError(std::make_exception_ptr(std::runtime_error("bad"))); });
+  EXPECT_THROW(waiter.Get(), std::runtime_error);
+}
+
+TEST_F(HubTest, WaiterGetTimesOut) {
+  Waiter waiter;
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  IoWatcher keepalive(GetHub().loop(), fds[0], EV_READ, [](int) {});
+  keepalive.Start();
+  EXPECT_FALSE(waiter.Get(absl::Milliseconds(2)));
+  keepalive.Stop();
+  close(fds[0]);
+  close(fds[1]);
+}
+
+TEST_F(HubTest, RunCallbackThreadSafeRunsOnTheHubThread) {
+  Hub& hub = GetHub();
+  Waiter waiter(hub);
+  std::thread::id ran_on;
+  std::thread other([&] {
+    hub.RunCallbackThreadSafe([&] {
+      ran_on = std::this_thread::get_id();
+      waiter.Wake();
+    });
+  });
+  // The waiter is woken only by the cross-thread callback; a keep-alive watcher stands in for the
+  // outstanding call so that the hub does not declare LoopExit first.
+  AsyncWatcher keepalive(hub.loop(), [] {});
+  keepalive.Start();
+  EXPECT_TRUE(waiter.Get(absl::Seconds(10)));
+  keepalive.Stop();
+  other.join();
+  EXPECT_EQ(ran_on, std::this_thread::get_id());
+}
+
+TEST_F(HubTest, ExceptionInAScheduledCallbackGoesToTheErrorHandler) {
+  Hub& hub = GetHub();
+  std::string kind;
+  hub.loop().SetErrorHandler([&](std::string_view k, std::exception_ptr) { kind = k; });
+  hub.Schedule([] { throw std::runtime_error("oops"); });
+  EXPECT_TRUE(Wait());
+  EXPECT_EQ(kind, "callback");
+  hub.loop().SetErrorHandler(nullptr);
+}
+
+TEST_F(HubTest, ManyYieldingGreenletsDoNotStarveIo) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  Hub& hub = GetHub();
+  bool stop = false;
+  int yields = 0;
+  Start([&] {
+    while (!stop) {
+      ++yields;
+      Sleep(absl::ZeroDuration());
+    }
+  });
+  Start([&] {
+    IoWatcher io(hub.loop(), fds[0], EV_READ, [](int) {});
+    hub.Wait(io);
+    stop = true;
+  });
+  ASSERT_EQ(write(fds[1], "x", 1), 1);
+  EXPECT_TRUE(Wait());
+  EXPECT_LE(yields, static_cast<int>(4 * Hub::kPollEvery));
+  close(fds[0]);
+  close(fds[1]);
+}
+
+TEST_F(HubTest, StatsCountParksAndResumes) {
+  Hub& hub = GetHub();
+  const HubStats before = hub.stats();
+  Start([] { Sleep(absl::ZeroDuration()); });
+  EXPECT_TRUE(Wait());
+  EXPECT_GT(hub.stats().switches_to_hub, before.switches_to_hub);
+  EXPECT_GT(hub.stats().resumes, before.resumes);
+  EXPECT_GT(hub.stats().ready_run, before.ready_run);
+}
+
+}  // namespace
+}  // namespace gevent

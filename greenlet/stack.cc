@@ -102,11 +102,13 @@ Stack AllocateGuardedStack(std::size_t size) {
   stack.low = static_cast<char*>(base) + page;
   stack.size = size;
   stack.kind = StackKind::kGuarded;
+  stack.valgrind_id = internal::ValgrindRegisterStack(stack.low, stack.top());
   return stack;
 }
 
 void FreeGuardedStack(const Stack& stack) {
   const std::size_t page = PageSize();
+  internal::ValgrindDeregisterStack(stack.valgrind_id);
   munmap(static_cast<char*>(stack.low) - page, stack.size + page);
 }
 
@@ -129,6 +131,9 @@ StackPool::~StackPool() {
                  in_use_);
   }
   ReleaseCached();
+  for (const Bucket& b : buckets_) {
+    for (const Stack& s : b.free) internal::ValgrindDeregisterStack(s.valgrind_id);
+  }
   for (const Slab& slab : slabs_) munmap(slab.base, slab.bytes);
   if (ThreadPoolSlot() == this) ThreadPoolSlot() = nullptr;
 }
@@ -159,6 +164,7 @@ void StackPool::AddSlab(Bucket& bucket) {
     stack.size = bucket.size - kCanaryGap;
     stack.kind = StackKind::kUnguarded;
     stack.canary = reinterpret_cast<std::uint64_t*>(static_cast<char*>(stack.low) - 16);
+    stack.valgrind_id = internal::ValgrindRegisterStack(stack.low, stack.top());
     bucket.free.push_back(stack);
   }
 }

@@ -59,6 +59,7 @@ struct Stack {
   std::size_t size = 0;
   StackKind kind = StackKind::kGuarded;
   std::uint64_t* canary = nullptr;  // Unguarded only: the word just below `low`.
+  unsigned valgrind_id = 0;         // Registration with valgrind (0 outside valgrind).
 
   void* top() const { return static_cast<char*>(low) + size; }
   explicit operator bool() const { return low != nullptr; }

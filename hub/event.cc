@@ -1,0 +1,16 @@
+#include "hub/event.h"
+
+namespace gevent {
+
+void Event::Set() {
+  flag_ = true;
+  waiters_.GrantAll();
+}
+
+bool Event::Wait(std::optional<absl::Duration> timeout) {
+  if (flag_) return true;
+  Node node;
+  return waiters_.WaitFor(node, timeout, [](Node&) {});
+}
+
+}  // namespace gevent

@@ -40,7 +40,9 @@ inline constexpr std::size_t kDefaultStackSize = 128 * 1024;
 inline constexpr std::size_t kMinStackSize = 16 * 1024;
 
 // StackOptions choose a greenlet's stack. `size` is rounded up to whole pages and must be at least
-// kMinStackSize (smaller sizes are rejected with std::invalid_argument naming the size).
+// kMinStackSize (smaller sizes are rejected with std::invalid_argument naming the size). For
+// kUnguarded the slot is that size, and its top 64 bytes hold the canary of the slot above, so the
+// usable stack is 64 bytes smaller.
 struct StackOptions {
   std::size_t size = kDefaultStackSize;
   StackKind kind = StackKind::kGuarded;

@@ -1,0 +1,97 @@
+#include "hub/threadpool.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace gevent {
+
+namespace internal {
+bool WaitTask(TaskState& task, std::optional<absl::Duration> timeout) {
+  if (task.done) return true;
+  Waiter waiter;
+  task.waiters.push_back(&waiter);
+  struct Leave {
+    TaskState& t;
+    Waiter* w;
+    ~Leave() { t.waiters.erase(std::find(t.waiters.begin(), t.waiters.end(), w)); }
+  } leave{task, &waiter};
+  waiter.Get(timeout);
+  return task.done;
+}
+}  // namespace internal
+
+ThreadPool::ThreadPool(std::size_t size, Hub& hub) : hub_(&hub) {
+  if (size == 0) throw std::invalid_argument("gevent::ThreadPool: size must be at least 1");
+  async_ = std::make_unique<AsyncWatcher>(hub.loop(), [this] { CompleteFinished(); });
+  workers_.reserve(size);
+  for (std::size_t i = 0; i < size; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+}
+
+ThreadPool::~ThreadPool() { Shutdown(); }
+
+void ThreadPool::Submit(std::shared_ptr<internal::TaskState> task) {
+  // Referenced while tasks are outstanding: a greenlet waiting on a worker is work. Started
+  // before the task is queued: a Send to an inactive watcher is lost.
+  if (outstanding_ == 0) async_->Start();
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) {
+      if (outstanding_ == 0) async_->Stop();
+      throw std::logic_error("gevent::ThreadPool::Spawn: the pool was shut down");
+    }
+    queue_.push_back(std::move(task));
+  }
+  ++outstanding_;
+}
+
+void ThreadPool::WorkerLoop() {
+  while (true) {
+    std::shared_ptr<internal::TaskState> task;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](ThreadPool* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->mu_) {
+            return p->stopping_ || !p->queue_.empty();
+          },
+          this));
+      if (queue_.empty()) return;  // Stopping, and nothing left to do.
+      task = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    task->work();
+    task->work = nullptr;  // Captures die on the worker, like the call.
+    {
+      absl::MutexLock lock(&mu_);
+      finished_.push_back(std::move(task));
+    }
+    async_->Send();
+  }
+}
+
+void ThreadPool::CompleteFinished() {
+  // On the hub thread.
+  std::vector<std::shared_ptr<internal::TaskState>> done;
+  {
+    absl::MutexLock lock(&mu_);
+    done.swap(finished_);
+  }
+  for (auto& task : done) {
+    task->done = true;
+    for (Waiter* w : task->waiters) w->Wake();
+    if (--outstanding_ == 0) async_->Stop();
+  }
+}
+
+void ThreadPool::Shutdown() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_ && workers_.empty()) return;
+    stopping_ = true;
+  }
+  for (std::thread& t : workers_) t.join();
+  workers_.clear();
+  CompleteFinished();
+  async_->Stop();
+}
+
+}  // namespace gevent

@@ -1,0 +1,139 @@
+// gevent::ThreadPool — run blocking functions on worker threads while greenlets wait
+// (gevent.threadpool.ThreadPool).
+//
+//   gevent::ThreadPool pool(4);
+//   int n = pool.Apply([] { return BlockingSyscall(); });   // parks only the calling greenlet
+//   auto r = pool.Spawn([] { return Compute(); });          // ThreadResult<int>
+//   int v = r.Get();                                        // parks until done; rethrows
+//
+// The pool belongs to the hub of the thread that created it: Spawn/Apply/Get are hub-thread only;
+// the functions run on the workers. A worker reports a finished task through one AsyncWatcher
+// per pool, which is active and referenced only while tasks are outstanding: the hub's loop stays
+// alive (no LoopExit) while a greenlet waits for a worker, and not longer.
+//
+// Destroying the pool (or Shutdown) lets the workers finish every queued task, joins them, and
+// completes the results on the calling (hub) thread.
+#ifndef GEVENT_HUB_THREADPOOL_H_
+#define GEVENT_HUB_THREADPOOL_H_
+
+#include <any>
+#include <cstddef>
+#include <deque>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "core/watchers.h"
+#include "hub/hub.h"
+#include "hub/timeout.h"
+
+namespace gevent {
+
+namespace internal {
+// TaskState: one submitted function and its outcome. `work` runs on a worker and fills
+// value/error; `done` and the waiters belong to the hub thread.
+struct TaskState {
+  absl::AnyInvocable<void()> work;
+  std::any value;
+  std::exception_ptr error;
+  bool done = false;
+  std::vector<Waiter*> waiters;
+};
+
+// WaitTask parks until `task` is done (or the timeout elapses); returns done.
+bool WaitTask(TaskState& task, std::optional<absl::Duration> timeout);
+}  // namespace internal
+
+// ThreadResult<T>: the outcome of ThreadPool::Spawn (gevent's AsyncResult). Hub thread only.
+template <typename T>
+class ThreadResult {
+ public:
+  explicit ThreadResult(std::shared_ptr<internal::TaskState> task) : task_(std::move(task)) {}
+  bool ready() const { return task_->done; }
+  bool successful() const { return task_->done && !task_->error; }
+  // Wait parks until the function finished on its worker; returns ready().
+  bool Wait(std::optional<absl::Duration> timeout = std::nullopt) {
+    return internal::WaitTask(*task_, timeout);
+  }
+  // Get waits, then returns the result or rethrows the function's exception; TimeoutError (with
+  // a null timeout()) if `timeout` elapses first.
+  T Get(std::optional<absl::Duration> timeout = std::nullopt) {
+    if (!Wait(timeout)) throw TimeoutError(nullptr, "gevent::ThreadResult::Get: timed out");
+    if (task_->error) std::rethrow_exception(task_->error);
+    if constexpr (!std::is_void_v<T>) return std::any_cast<T>(task_->value);
+  }
+
+ private:
+  std::shared_ptr<internal::TaskState> task_;
+};
+
+class ThreadPool {
+ public:
+  // ThreadPool starts `size` (>= 1) worker threads for the calling thread's hub.
+  explicit ThreadPool(std::size_t size, Hub& hub = GetHub());
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+  ~ThreadPool();
+
+  // Spawn queues fn() for a worker and returns its result handle at once.
+  template <typename F>
+  ThreadResult<std::invoke_result_t<std::decay_t<F>&>> Spawn(F&& fn) {
+    using R = std::invoke_result_t<std::decay_t<F>&>;
+    auto task = std::make_shared<internal::TaskState>();
+    internal::TaskState* raw = task.get();
+    task->work = [f = std::decay_t<F>(std::forward<F>(fn)), raw]() mutable {
+      try {
+        if constexpr (std::is_void_v<R>) {
+          f();
+        } else {
+          raw->value = std::any(f());
+        }
+      } catch (...) {
+        raw->error = std::current_exception();
+      }
+    };
+    Submit(task);
+    return ThreadResult<R>(std::move(task));
+  }
+
+  // Apply runs fn() on a worker and parks the calling greenlet until it returns; returns its
+  // result or rethrows its exception (gevent's pool.apply).
+  template <typename F>
+  std::invoke_result_t<std::decay_t<F>&> Apply(F&& fn) {
+    return Spawn(std::forward<F>(fn)).Get();
+  }
+
+  // Shutdown finishes the queued tasks and joins the workers (idempotent; hub thread only).
+  void Shutdown();
+
+  std::size_t size() const { return workers_.size(); }
+  // outstanding: tasks submitted and not yet completed on the hub.
+  std::size_t outstanding() const { return outstanding_; }
+
+ private:
+  void Submit(std::shared_ptr<internal::TaskState> task);
+  void WorkerLoop();
+  void CompleteFinished();
+
+  Hub* hub_;
+  std::unique_ptr<AsyncWatcher> async_;
+  std::size_t outstanding_ = 0;  // Hub thread.
+  std::vector<std::thread> workers_;
+
+  absl::Mutex mu_;
+  std::deque<std::shared_ptr<internal::TaskState>> queue_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::shared_ptr<internal::TaskState>> finished_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace gevent
+
+#endif  // GEVENT_HUB_THREADPOOL_H_

@@ -1,0 +1,58 @@
+#include "hub/pool.h"
+
+namespace gevent {
+
+Group::Group() : alive_(std::make_shared<Alive>(Alive{this})) { empty_.Set(); }
+
+Group::~Group() { alive_->group = nullptr; }
+
+absl::Status Group::Add(const GreenletRef& g, bool block, std::optional<absl::Duration> timeout) {
+  if (g->dead() || !members_.insert(g).second) return absl::OkStatus();
+  empty_.Clear();
+  std::weak_ptr<Alive> alive = alive_;
+  g->Link([alive](const GreenletRef& finished) {
+    if (std::shared_ptr<Alive> a = alive.lock(); a && a->group != nullptr) {
+      a->group->Discard(finished);
+    }
+  });
+  return absl::OkStatus();
+}
+
+void Group::Discard(const GreenletRef& g) {
+  if (members_.erase(g) != 0 && members_.empty()) empty_.Set();
+}
+
+bool Group::Join(std::optional<absl::Duration> timeout) {
+  if (members_.empty()) return true;
+  return empty_.Wait(timeout);
+}
+
+void Group::KillAll() {
+  std::vector<GreenletRef> gs(members_.begin(), members_.end());
+  gevent::KillAll(gs);
+}
+
+Pool::Pool(std::size_t size) : size_(size), slots_(size) {
+  if (size == 0) throw std::invalid_argument("gevent::Pool: size must be at least 1");
+}
+
+absl::Status Pool::Add(const GreenletRef& g, bool block, std::optional<absl::Duration> timeout) {
+  if (g->dead() || Contains(g)) return absl::OkStatus();
+  if (!slots_.Acquire(block, timeout)) return absl::ResourceExhaustedError("pool is full");
+  return Group::Add(g, block, timeout);
+}
+
+void Pool::Discard(const GreenletRef& g) {
+  if (!Contains(g)) return;
+  Group::Discard(g);
+  slots_.Release();
+}
+
+bool Pool::WaitAvailable(std::optional<absl::Duration> timeout) {
+  if (slots_.counter() > 0 && slots_.waiter_count() == 0) return true;
+  if (!slots_.Acquire(true, timeout)) return false;
+  slots_.Release();  // Only waiting: the slot stays free (given to the next waiter if any).
+  return true;
+}
+
+}  // namespace gevent

@@ -1,0 +1,136 @@
+// gevent::Group and gevent::Pool — sets of spawned greenlets (gevent.pool).
+//
+//   gevent::Pool pool(10);                       // at most 10 running at once
+//   pool.Spawn(fetch, url);                       // parks while 10 are running
+//   std::vector<int> lens = pool.Map(length, urls);   // results in input order
+//   pool.Join();                                  // until every member finished
+//
+// A greenlet leaves its group when it finishes (through a link, which runs on the hub after the
+// finish); a Pool's slot frees at that moment and the oldest greenlet parked in Spawn/Add/
+// WaitAvailable gets it (FIFO, via a Semaphore).
+//
+// Errors: a non-blocking Add on a full pool, or a blocking one that timed out, returns
+// absl::ResourceExhaustedError("pool is full") (PoolFull; IsPoolFull()). Map rethrows the
+// exception of the first input (in input order) whose greenlet failed.
+//
+// Lifetime: a Group may be destroyed while members still run (their links then do nothing); but
+// greenlets parked in its blocking calls must be gone first. Thread-safety: hub thread only.
+#ifndef GEVENT_HUB_POOL_H_
+#define GEVENT_HUB_POOL_H_
+
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <type_traits>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "hub/event.h"
+#include "hub/lock.h"
+#include "hub/queue.h"
+#include "hub/spawn.h"
+
+namespace gevent {
+
+inline bool IsPoolFull(const absl::Status& s) { return absl::IsResourceExhausted(s); }
+
+class Group {
+ public:
+  Group();
+  Group(const Group&) = delete;
+  Group& operator=(const Group&) = delete;
+  virtual ~Group();
+
+  // Spawn starts fn(args...) as a member (a Pool first waits for a free slot).
+  template <typename F, typename... Args>
+  GreenletRef Spawn(F&& fn, Args&&... args) {
+    GreenletRef g = Greenlet::Create(
+        internal::MakeBody(std::forward<F>(fn), std::forward<Args>(args)...));
+    absl::Status s = Add(g);
+    if (!s.ok()) throw std::logic_error("gevent::Group::Spawn: " + std::string(s.message()));
+    g->Start();
+    return g;
+  }
+
+  // Add makes `g` a member (no-op if it already is; a finished greenlet is not added).
+  virtual absl::Status Add(const GreenletRef& g, bool block = true,
+                           std::optional<absl::Duration> timeout = std::nullopt);
+  // Discard removes `g` (done automatically when it finishes).
+  virtual void Discard(const GreenletRef& g);
+
+  bool Contains(const GreenletRef& g) const { return members_.count(g) != 0; }
+  std::size_t size() const { return members_.size(); }
+
+  // Join parks until the group is empty (true) or `timeout` expires (false).
+  bool Join(std::optional<absl::Duration> timeout = std::nullopt);
+  // KillAll kills every member (GreenletExit by default) and waits for them.
+  void KillAll();
+
+  // Map runs fn(input) for every input as members and returns the results in input order.
+  template <typename F, typename In>
+  auto Map(F fn, const std::vector<In>& inputs) {
+    using R = std::decay_t<decltype(fn(inputs.front()))>;
+    std::vector<GreenletRef> gs;
+    gs.reserve(inputs.size());
+    for (const In& in : inputs) gs.push_back(Spawn(fn, in));
+    std::vector<R> out;
+    out.reserve(inputs.size());
+    for (GreenletRef& g : gs) out.push_back(g->GetAs<R>());
+    return out;
+  }
+
+  // ImapUnordered runs fn(input) for every input as members and returns the results in the
+  // order they finished. A failed greenlet's exception is rethrown when it is reached.
+  template <typename F, typename In>
+  auto ImapUnordered(F fn, const std::vector<In>& inputs) {
+    using R = std::decay_t<decltype(fn(inputs.front()))>;
+    auto done = std::make_shared<Queue<GreenletRef>>();
+    for (const In& in : inputs) {
+      GreenletRef g = Spawn(fn, in);
+      g->Link([done](const GreenletRef& finished) { (void)done->PutNowait(finished); });
+    }
+    std::vector<R> out;
+    out.reserve(inputs.size());
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+      GreenletRef g = *done->Get();
+      if (g->exception()) std::rethrow_exception(g->exception());
+      out.push_back(std::any_cast<R>(g->value()));
+    }
+    return out;
+  }
+
+ private:
+  struct Alive {
+    Group* group;
+  };
+  std::shared_ptr<Alive> alive_;
+  std::unordered_set<GreenletRef> members_;
+  Event empty_;
+};
+
+// Pool: a Group of at most `size` members.
+class Pool : public Group {
+ public:
+  explicit Pool(std::size_t size);
+
+  absl::Status Add(const GreenletRef& g, bool block = true,
+                   std::optional<absl::Duration> timeout = std::nullopt) override;
+  void Discard(const GreenletRef& g) override;
+
+  // WaitAvailable parks until a slot is free (true) or `timeout` expires (false).
+  bool WaitAvailable(std::optional<absl::Duration> timeout = std::nullopt);
+  bool full() const { return slots_.locked(); }
+  std::size_t free_count() const { return slots_.counter(); }
+  std::size_t capacity() const { return size_; }
+
+ private:
+  std::size_t size_;
+  Semaphore slots_;
+};
+
+}  // namespace gevent
+
+#endif  // GEVENT_HUB_POOL_H_

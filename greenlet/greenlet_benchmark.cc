@@ -19,22 +19,6 @@ namespace {
 
 namespace bctx = boost::context;
 
-// The floor: a bare boost::context::fiber ping-pong.
-void BM_RawBoostContextSwitch(benchmark::State& state) {
-  bool done = false;
-  bctx::fiber other([&done](bctx::fiber&& main) {
-    while (!done) main = std::move(main).resume();
-    return std::move(main);
-  });
-  while (state.KeepRunningBatch(2)) {
-    other = std::move(other).resume();
-  }
-  done = true;
-  other = std::move(other).resume();
-  state.SetItemsProcessed(state.iterations());
-}
-BENCHMARK(BM_RawBoostContextSwitch);
-
 // Two greenlets switching: the main greenlet and a child that switches straight back.
 void BM_GreenletSwitch(benchmark::State& state) {
   greenlet::Greenlet* main = greenlet::Greenlet::Current();

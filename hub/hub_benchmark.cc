@@ -6,8 +6,6 @@
 // hand-off, one item through a queue.
 #include <benchmark/benchmark.h>
 
-#include <boost/context/fiber.hpp>
-
 #include <functional>
 #include <memory>
 #include <vector>
@@ -18,7 +16,6 @@
 
 namespace {
 
-namespace bctx = boost::context;
 using greenlet::Greenlet;
 
 // Runs `fns` as greenlets parented to the hub until the hub has no work left, then cleans up.
@@ -34,22 +31,6 @@ void RunOnHub(std::vector<std::function<void()>> fns) {
   gs.clear();
   gevent::DestroyHub();
 }
-
-// The floor: a bare boost::context::fiber ping-pong, one switch per iteration.
-void BM_RawBoostContextSwitch(benchmark::State& state) {
-  bool done = false;
-  bctx::fiber other([&done](bctx::fiber&& main) {
-    while (!done) main = std::move(main).resume();
-    return std::move(main);
-  });
-  while (state.KeepRunningBatch(2)) {
-    other = std::move(other).resume();
-  }
-  done = true;
-  other = std::move(other).resume();
-  state.SetItemsProcessed(state.iterations());
-}
-BENCHMARK(BM_RawBoostContextSwitch);
 
 // Two greenlets yielding to each other through the hub's ready queue; per yield.
 void BM_SleepZero(benchmark::State& state) {

@@ -1,4 +1,5 @@
 #include "hub/spawn.h"
+#include "hub/hub_test_fixture.h"
 
 #include <gtest/gtest.h>
 
@@ -10,20 +11,14 @@
 namespace gevent {
 namespace {
 
-class SpawnTest : public ::testing::Test {
+class SpawnTest : public HubTestFixture {
  protected:
   void SetUp() override {
     SetSpawnErrorHandler([this](Greenlet& g, std::exception_ptr) { ++reported_; });
   }
   void TearDown() override {
-    EXPECT_EQ(greenlet::Greenlet::Current(), greenlet::Greenlet::Main());
-    if (Hub* hub = HubIfExists()) {
-      Wait();
-      EXPECT_EQ(hub->ready_count(), 0u);
-      EXPECT_EQ(hub->loop().active_watcher_count(), Hub::kOwnWatchers);
-    }
+    HubTestFixture::TearDown();
     SetSpawnErrorHandler(nullptr);
-    DestroyHub();
   }
   int reported_ = 0;
 };

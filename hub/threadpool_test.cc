@@ -10,22 +10,12 @@
 
 #include "absl/synchronization/notification.h"
 #include "hub/spawn.h"
+#include "hub/hub_test_fixture.h"
 
 namespace gevent {
 namespace {
 
-class ThreadPoolTest : public ::testing::Test {
- protected:
-  void TearDown() override {
-    EXPECT_EQ(greenlet::Greenlet::Current(), greenlet::Greenlet::Main());
-    if (Hub* hub = HubIfExists()) {
-      Wait();
-      EXPECT_EQ(hub->ready_count(), 0u);
-      EXPECT_EQ(hub->loop().active_watcher_count(), Hub::kOwnWatchers);
-    }
-    DestroyHub();
-  }
-};
+using ThreadPoolTest = HubTestFixture;
 
 TEST_F(ThreadPoolTest, ApplyReturnsTheResultFromAWorkerThread) {
   ThreadPool pool(2);

@@ -5,22 +5,12 @@
 #include <string>
 
 #include "hub/spawn.h"
+#include "hub/hub_test_fixture.h"
 
 namespace gevent {
 namespace {
 
-class TimeoutTest : public ::testing::Test {
- protected:
-  void TearDown() override {
-    EXPECT_EQ(greenlet::Greenlet::Current(), greenlet::Greenlet::Main());
-    if (Hub* hub = HubIfExists()) {
-      Wait();
-      EXPECT_EQ(hub->ready_count(), 0u);
-      EXPECT_EQ(hub->loop().active_watcher_count(), Hub::kOwnWatchers);
-    }
-    DestroyHub();
-  }
-};
+using TimeoutTest = HubTestFixture;
 
 TEST_F(TimeoutTest, FiresIntoTheBlockedGreenlet) {
   Timeout t(absl::Milliseconds(2));

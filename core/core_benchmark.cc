@@ -7,25 +7,13 @@
 
 #include "benchmark/benchmark.h"
 #include "core/loop.h"
+#include "core/testing/pipe.h"
 #include "core/watchers.h"
 
 namespace gevent {
 namespace {
 
-struct Pipe {
-  Pipe() {
-    int fds[2];
-    if (pipe(fds) != 0) std::abort();
-    read_fd = fds[0];
-    write_fd = fds[1];
-  }
-  ~Pipe() {
-    close(read_fd);
-    close(write_fd);
-  }
-  int read_fd;
-  int write_fd;
-};
+using Pipe = gevent::testutil::TestPipe;
 
 void BM_TimerStartStop(benchmark::State& state) {
   auto loop = *Loop::Create();

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/time/clock.h"
+#include "core/testing/pipe.h"
 #include "core/watchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -261,27 +262,24 @@ TEST(RunCallbackTest, PendingCallbacksKeepTheBackendFromBlocking) {
 
 TEST(RunCallbackTest, SelfRequeuingCallbackDoesNotStarveIo) {
   auto loop = NewLoop();
-  int fds[2];
-  ASSERT_EQ(pipe(fds), 0);
+  testutil::TestPipe pipe;
   int requeues = 0;
   bool io_fired = false;
   std::function<void()> spin = [&] {
     ++requeues;
     if (!io_fired && requeues < 10000) loop->RunCallback([&] { spin(); });
   };
-  IoWatcher io(*loop, fds[0], EV_READ, [&](int) {
+  IoWatcher io(*loop, pipe.read_fd, EV_READ, [&](int) {
     io_fired = true;
     loop->Break();
   });
   io.Start();
-  ASSERT_EQ(write(fds[1], "x", 1), 1);
+  ASSERT_EQ(write(pipe.write_fd, "x", 1), 1);
   loop->RunCallback([&] { spin(); });
   loop->Run();
   EXPECT_TRUE(io_fired);
   EXPECT_LT(requeues, 5);
   io.Stop();
-  close(fds[0]);
-  close(fds[1]);
 }
 
 TEST(RunCallbackTest, CallbacksPerIterationBoundsOnePass) {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/loop.h"
+#include "core/testing/pipe.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -42,21 +43,7 @@ static_assert(kPinned<Loop>);
 
 std::unique_ptr<Loop> NewLoop() { return *Loop::Create(); }
 
-class Pipe {
- public:
-  Pipe() {
-    int fds[2];
-    if (pipe(fds) != 0) std::abort();
-    read_fd = fds[0];
-    write_fd = fds[1];
-  }
-  ~Pipe() {
-    close(read_fd);
-    close(write_fd);
-  }
-  int read_fd;
-  int write_fd;
-};
+using Pipe = gevent::testutil::TestPipe;
 
 // Guard: a timer that fails the test and breaks the loop if `Run` would otherwise wait for an
 // event that never comes. Unref'd, so it never keeps the loop alive by itself.

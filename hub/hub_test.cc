@@ -8,6 +8,8 @@
 #include <thread>
 #include <vector>
 
+#include "core/testing/pipe.h"
+
 namespace gevent {
 namespace {
 
@@ -93,33 +95,27 @@ TEST_F(HubTest, ShorterSleepWakesFirst) {
 }
 
 TEST_F(HubTest, WaitOnAnIoWatcherResumesWhenTheFdIsReadable) {
-  int fds[2];
-  ASSERT_EQ(pipe(fds), 0);
+  testutil::TestPipe pipe;
   Hub& hub = GetHub();
   std::string got;
   Start([&] {
-    IoWatcher io(hub.loop(), fds[0], EV_READ, [](int) {});
+    IoWatcher io(hub.loop(), pipe.read_fd, EV_READ, [](int) {});
     EXPECT_TRUE(hub.Wait(io));
     char c = 0;
-    ASSERT_EQ(read(fds[0], &c, 1), 1);
+    ASSERT_EQ(read(pipe.read_fd, &c, 1), 1);
     got += c;
   });
-  Start([&] { ASSERT_EQ(write(fds[1], "x", 1), 1); });
+  Start([&] { ASSERT_EQ(write(pipe.write_fd, "x", 1), 1); });
   EXPECT_TRUE(Wait());
   EXPECT_EQ(got, "x");
-  close(fds[0]);
-  close(fds[1]);
 }
 
 TEST_F(HubTest, WaitWithTimeoutReturnsFalseWhenNothingHappens) {
-  int fds[2];
-  ASSERT_EQ(pipe(fds), 0);
+  testutil::TestPipe pipe;
   Hub& hub = GetHub();
-  IoWatcher io(hub.loop(), fds[0], EV_READ, [](int) {});
+  IoWatcher io(hub.loop(), pipe.read_fd, EV_READ, [](int) {});
   EXPECT_FALSE(hub.Wait(io, absl::Milliseconds(5)));
   EXPECT_FALSE(io.active());  // Stopped on the way out.
-  close(fds[0]);
-  close(fds[1]);
 }
 
 TEST_F(HubTest, BlockingForeverRaisesLoopExitInsteadOfHanging) {
@@ -146,16 +142,13 @@ TEST_F(HubTest, JoinReturnsTrueWhenNoWorkIsLeft) {
 }
 
 TEST_F(HubTest, JoinWithTimeoutReturnsFalseWhileWorkRemains) {
-  int fds[2];
-  ASSERT_EQ(pipe(fds), 0);
+  testutil::TestPipe pipe;
   Hub& hub = GetHub();
-  IoWatcher never(hub.loop(), fds[0], EV_READ, [](int) {});
+  IoWatcher never(hub.loop(), pipe.read_fd, EV_READ, [](int) {});
   never.Start();  // Keeps the loop alive forever.
   EXPECT_FALSE(hub.Join(absl::Milliseconds(5)));
   never.Stop();
   EXPECT_TRUE(hub.Join(absl::Seconds(10)));
-  close(fds[0]);
-  close(fds[1]);
 }
 
 TEST_F(HubTest, BlockingInsideTheHubIsAClearError) {
@@ -173,10 +166,9 @@ TEST_F(HubTest, BlockingInsideTheHubIsAClearError) {
 }
 
 TEST_F(HubTest, SecondWaiterOnTheSameWatcherIsRejected) {
-  int fds[2];
-  ASSERT_EQ(pipe(fds), 0);
+  testutil::TestPipe pipe;
   Hub& hub = GetHub();
-  IoWatcher io(hub.loop(), fds[0], EV_READ, [](int) {});
+  IoWatcher io(hub.loop(), pipe.read_fd, EV_READ, [](int) {});
   std::string message;
   Start([&] { hub.Wait(io); });
   Start([&] {
@@ -185,12 +177,10 @@ TEST_F(HubTest, SecondWaiterOnTheSameWatcherIsRejected) {
     } catch (const ConcurrentObjectUseError& e) {
       message = e.what();
     }
-    ASSERT_EQ(write(fds[1], "x", 1), 1);  // Release the first waiter.
+    ASSERT_EQ(write(pipe.write_fd, "x", 1), 1);  // Release the first waiter.
   });
   EXPECT_TRUE(Wait());
   EXPECT_NE(message.find("already active"), std::string::npos) << message;
-  close(fds[0]);
-  close(fds[1]);
 }
 
 TEST_F(HubTest, AForeignSwitchIntoAParkedGreenletIsDetected) {
@@ -242,14 +232,11 @@ TEST_F(HubTest, WaiterDeliversAnError) {
 
 TEST_F(HubTest, WaiterGetTimesOut) {
   Waiter waiter;
-  int fds[2];
-  ASSERT_EQ(pipe(fds), 0);
-  IoWatcher keepalive(GetHub().loop(), fds[0], EV_READ, [](int) {});
+  testutil::TestPipe pipe;
+  IoWatcher keepalive(GetHub().loop(), pipe.read_fd, EV_READ, [](int) {});
   keepalive.Start();
   EXPECT_FALSE(waiter.Get(absl::Milliseconds(2)));
   keepalive.Stop();
-  close(fds[0]);
-  close(fds[1]);
 }
 
 TEST_F(HubTest, RunCallbackThreadSafeRunsOnTheHubThread) {
@@ -283,8 +270,7 @@ TEST_F(HubTest, ExceptionInAScheduledCallbackGoesToTheErrorHandler) {
 }
 
 TEST_F(HubTest, ManyYieldingGreenletsDoNotStarveIo) {
-  int fds[2];
-  ASSERT_EQ(pipe(fds), 0);
+  testutil::TestPipe pipe;
   Hub& hub = GetHub();
   bool stop = false;
   int yields = 0;
@@ -295,15 +281,13 @@ TEST_F(HubTest, ManyYieldingGreenletsDoNotStarveIo) {
     }
   });
   Start([&] {
-    IoWatcher io(hub.loop(), fds[0], EV_READ, [](int) {});
+    IoWatcher io(hub.loop(), pipe.read_fd, EV_READ, [](int) {});
     hub.Wait(io);
     stop = true;
   });
-  ASSERT_EQ(write(fds[1], "x", 1), 1);
+  ASSERT_EQ(write(pipe.write_fd, "x", 1), 1);
   EXPECT_TRUE(Wait());
   EXPECT_LE(yields, static_cast<int>(4 * Hub::kPollEvery));
-  close(fds[0]);
-  close(fds[1]);
 }
 
 TEST_F(HubTest, StatsCountParksAndResumes) {

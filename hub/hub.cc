@@ -32,28 +32,6 @@ struct YieldNode : internal::ReadyNode {
   Greenlet* greenlet = nullptr;
 };
 
-void InitSentinel(internal::ReadyNode* sentinel) { sentinel->prev = sentinel->next = sentinel; }
-
-// AppendNode links `node` before `sentinel` (at the tail).
-void AppendNode(internal::ReadyNode* sentinel, internal::ReadyNode* node) {
-  node->prev = sentinel->prev;
-  node->next = sentinel;
-  sentinel->prev->next = node;
-  sentinel->prev = node;
-}
-
-// SpliceFront moves every node of `from` to the front of `to`, keeping their order.
-void SpliceFront(internal::ReadyNode* from, internal::ReadyNode* to) {
-  if (from->next == from) return;
-  internal::ReadyNode* first = from->next;
-  internal::ReadyNode* last = from->prev;
-  last->next = to->next;
-  to->next->prev = last;
-  to->next = first;
-  first->prev = to;
-  InitSentinel(from);
-}
-
 }  // namespace
 
 Hub::Hub(std::unique_ptr<Loop> owned, Loop* loop)
@@ -61,8 +39,6 @@ Hub::Hub(std::unique_ptr<Loop> owned, Loop* loop)
       loop_(loop),
       greenlet_([this] { RunForever(); }, Greenlet::Main(),
                 greenlet::StackOptions{256 * 1024, greenlet::StackKind::kGuarded}) {
-  InitSentinel(&ready_);
-  InitSentinel(&batch_);
   foreign_async_ = std::make_unique<AsyncWatcher>(*loop_, [this] {
     std::vector<absl::AnyInvocable<void()>> callbacks;
     {
@@ -88,10 +64,8 @@ Hub::~Hub() {
     greenlet_.Switch();
   }
   foreign_async_.reset();
-  for (internal::ReadyNode* sentinel : {&batch_, &ready_}) {
-    while (sentinel->next != sentinel) {
-      internal::ReadyNode* node = sentinel->next;
-      node->Unlink();
+  for (internal::ListHead<internal::ReadyNode>* list : {&batch_, &ready_}) {
+    while (internal::ReadyNode* node = list->PopFront()) {
       if (node->run == &Hub::RunCallbackNode) delete static_cast<CallbackNode*>(node);
     }
   }
@@ -163,7 +137,7 @@ void Hub::Resume(Greenlet* parked, const void* key) {
 
 void Hub::ScheduleNode(internal::ReadyNode* node) {
   if (node->queued()) return;
-  AppendNode(&ready_, node);
+  ready_.PushBack(node);
   ++ready_count_;
 }
 
@@ -217,14 +191,13 @@ void Hub::RunCallbackThreadSafe(absl::AnyInvocable<void()> fn) {
 
 void Hub::RunReadyBatch() {
   // Entries queued while this batch runs wait for the next one.
-  SpliceFront(&ready_, &batch_);
-  while (batch_.next != &batch_ && !exiting_) {
+  ready_.SpliceToFrontOf(batch_);
+  while (!batch_.empty() && !exiting_) {
     if (since_poll_ >= kPollEvery) {
-      SpliceFront(&batch_, &ready_);  // The rest runs after the I/O poll, still first.
+      batch_.SpliceToFrontOf(ready_);  // The rest runs after the I/O poll, still first.
       return;
     }
-    internal::ReadyNode* node = batch_.next;
-    node->Unlink();
+    internal::ReadyNode* node = batch_.PopFront();
     --ready_count_;
     ++since_poll_;
     ++stats_.ready_run;

@@ -47,6 +47,7 @@
 #include "core/loop.h"
 #include "core/watchers.h"
 #include "greenlet/greenlet.h"
+#include "hub/internal/list.h"
 
 namespace gevent {
 
@@ -81,17 +82,9 @@ class Hub;
 namespace internal {
 // ReadyNode: an entry of the hub's ready queue, intrusive so that queueing allocates nothing and
 // an entry can remove itself (its owner is destroyed, or its greenlet was resumed another way).
-struct ReadyNode {
-  ReadyNode* prev = nullptr;
-  ReadyNode* next = nullptr;
+struct ReadyNode : ListLink {
   void (*run)(ReadyNode* self) = nullptr;
-  bool queued() const { return next != nullptr; }
-  void Unlink() {
-    if (next == nullptr) return;
-    prev->next = next;
-    next->prev = prev;
-    prev = next = nullptr;
-  }
+  bool queued() const { return linked(); }
 };
 }  // namespace internal
 
@@ -190,9 +183,9 @@ class Hub {
   greenlet::Greenlet greenlet_;
   bool exiting_ = false;  // Set by ~Hub: the hub greenlet returns from its loop.
 
-  // Ready queue: circular list with a sentinel. `batch_` holds the batch being run.
-  internal::ReadyNode ready_;
-  internal::ReadyNode batch_;
+  // Ready queue. `batch_` holds the batch being run.
+  internal::ListHead<internal::ReadyNode> ready_;
+  internal::ListHead<internal::ReadyNode> batch_;
   std::size_t ready_count_ = 0;
   std::size_t since_poll_ = 0;
 

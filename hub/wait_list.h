@@ -17,20 +17,15 @@
 
 #include "absl/time/time.h"
 #include "hub/hub.h"
+#include "hub/internal/list.h"
 
 namespace gevent {
 namespace internal {
 
-struct WaitLink {
-  WaitLink* prev = nullptr;
-  WaitLink* next = nullptr;
-  bool linked() const { return next != nullptr; }
-};
-
 // WaitNode: one parked greenlet. `Payload` carries what a hand-off moves (an item, a pointer to
 // the putter's item); use an empty struct when only `granted` matters.
 template <typename Payload>
-struct WaitNode : WaitLink {
+struct WaitNode : ListLink {
   Waiter waiter;
   bool granted = false;
   Payload payload{};
@@ -41,34 +36,28 @@ struct NoPayload {};
 template <typename Node>
 class WaitList {
  public:
-  WaitList() { head_.prev = head_.next = &head_; }
+  WaitList() = default;
   WaitList(const WaitList&) = delete;
   WaitList& operator=(const WaitList&) = delete;
 
-  bool empty() const { return head_.next == &head_; }
+  bool empty() const { return nodes_.empty(); }
   std::size_t size() const { return size_; }
 
   void PushBack(Node* node) {
-    node->prev = head_.prev;
-    node->next = &head_;
-    head_.prev->next = node;
-    head_.prev = node;
+    nodes_.PushBack(node);
     ++size_;
   }
 
   void Remove(Node* node) {
     if (!node->linked()) return;
-    node->prev->next = node->next;
-    node->next->prev = node->prev;
-    node->prev = node->next = nullptr;
+    node->Unlink();
     --size_;
   }
 
   // PopFront removes and returns the oldest node, or null.
   Node* PopFront() {
-    if (empty()) return nullptr;
-    Node* node = static_cast<Node*>(head_.next);
-    Remove(node);
+    Node* node = nodes_.PopFront();
+    if (node != nullptr) --size_;
     return node;
   }
 
@@ -109,7 +98,7 @@ class WaitList {
   }
 
  private:
-  WaitLink head_;
+  ListHead<Node> nodes_;
   std::size_t size_ = 0;
 };
 

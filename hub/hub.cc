@@ -233,26 +233,24 @@ void Hub::RaiseLoopExit() {
       "watchers that could wake it"));
 }
 
+internal::WakeTimer::WakeTimer(Hub& hub, Greenlet* parked, std::optional<absl::Duration> timeout,
+                               bool keeps_loop_alive) {
+  if (!timeout.has_value()) return;
+  hub.loop().UpdateNow();
+  timer_.emplace(hub.loop(), std::max(*timeout, absl::ZeroDuration()), [] {});
+  const void* key = &*timer_;
+  timer_->set_callback([&hub, parked, key] { hub.Resume(parked, key); });
+  if (!keeps_loop_alive) timer_->Unref();
+  timer_->Start();
+}
+
 bool Hub::Join(std::optional<absl::Duration> timeout) {
   ThrowIfInHub("Hub::Join");
   Greenlet* self = Greenlet::Current();
-  std::optional<TimerWatcher> timer;
-  const void* timer_key = nullptr;
-  if (timeout.has_value()) {
-    loop_->UpdateNow();
-    timer.emplace(*loop_, std::max(*timeout, absl::ZeroDuration()), [] {});
-    timer_key = &*timer;
-    timer->set_callback([this, self, timer_key] { Resume(self, timer_key); });
-    timer->Unref();  // Waiting for the timeout is not work.
-    timer->Start();
-  }
+  internal::WakeTimer timer(*this, self, timeout, /*keeps_loop_alive=*/false);
   Greenlet* previous_joiner = std::exchange(joiner_, self);
   try {
-    if (timer_key != nullptr) {
-      Park({timer_key});
-    } else {
-      Park({});
-    }
+    Park({timer.key()});
   } catch (const LoopExit&) {
     joiner_ = previous_joiner;
     return true;
@@ -306,16 +304,7 @@ bool Waiter::Get(std::optional<absl::Duration> timeout) {
   }
   if (!woken_) {
     Greenlet* self = Greenlet::Current();
-    std::optional<TimerWatcher> timer;
-    const void* timer_key = nullptr;
-    if (timeout.has_value()) {
-      hub_->loop().UpdateNow();
-      timer.emplace(hub_->loop(), std::max(*timeout, absl::ZeroDuration()), [] {});
-      timer_key = &*timer;
-      Hub* hub = hub_;
-      timer->set_callback([hub, self, timer_key] { hub->Resume(self, timer_key); });
-      timer->Start();
-    }
+    internal::WakeTimer timer(*hub_, self, timeout);
     waiter_ = self;
     struct Leave {
       Waiter* w;
@@ -324,9 +313,7 @@ bool Waiter::Get(std::optional<absl::Duration> timeout) {
         w->hub_->Unschedule(&w->node_);
       }
     } leave{this};
-    const void* key =
-        timer_key != nullptr ? hub_->Park({&node_, timer_key}) : hub_->Park({&node_});
-    if (key != &node_) return false;
+    if (hub_->Park({&node_, timer.key()}) != &node_) return false;
   }
   woken_ = false;
   if (error_) {

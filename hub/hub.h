@@ -262,6 +262,22 @@ class Waiter {
   std::exception_ptr error_;
 };
 
+namespace internal {
+// WakeTimer: the timeout of a wait. With a timeout it is a started timer, measured from now, that
+// resumes `parked` with key() as the wake key; without one it does nothing and key() is null (a
+// null key never matches in Hub::Park). Stopped when destroyed. `keeps_loop_alive` false: the
+// pending timeout alone does not count as work (Hub::Join).
+class WakeTimer {
+ public:
+  WakeTimer(Hub& hub, greenlet::Greenlet* parked, std::optional<absl::Duration> timeout,
+            bool keeps_loop_alive = true);
+  const void* key() const { return timer_.has_value() ? &*timer_ : nullptr; }
+
+ private:
+  std::optional<TimerWatcher> timer_;
+};
+}  // namespace internal
+
 // ----- implementation -----
 
 template <typename WatcherT>
@@ -280,25 +296,13 @@ bool Hub::Wait(WatcherT& watcher, std::optional<absl::Duration> timeout) {
   } else {
     watcher.set_callback([this, self, fired_key] { Resume(self, fired_key); });
   }
-  std::optional<TimerWatcher> timer;
-  const void* timer_key = nullptr;
-  if (timeout.has_value()) {
-    timer.emplace(*loop_, std::max(*timeout, absl::ZeroDuration()), [] {});
-    timer_key = &*timer;
-    timer->set_callback([this, self, timer_key] { Resume(self, timer_key); });
-  }
   struct StopOnExit {
     WatcherT& w;
-    std::optional<TimerWatcher>& t;
-    ~StopOnExit() {
-      w.Stop();
-      if (t.has_value()) t->Stop();
-    }
-  } stop{watcher, timer};
+    ~StopOnExit() { w.Stop(); }
+  } stop{watcher};
   watcher.Start();
-  if (timer.has_value()) timer->Start();
-  const void* key = timer_key != nullptr ? Park({fired_key, timer_key}) : Park({fired_key});
-  return key == fired_key;
+  internal::WakeTimer timer(*this, self, timeout);
+  return Park({fired_key, timer.key()}) == fired_key;
 }
 
 }  // namespace gevent

@@ -139,8 +139,6 @@ void Greenlet::DestroySuspended() {
   }
 }
 
-Greenlet* Greenlet::Current() { return GetState()->current; }
-
 Greenlet* Greenlet::Main() { return GetState()->main.get(); }
 
 std::any Greenlet::SwitchSlow(std::any value) {

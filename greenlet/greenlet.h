@@ -129,7 +129,7 @@ class Greenlet {
   ~Greenlet();
 
   // Current returns the greenlet running on the calling thread (its main greenlet if none other).
-  static Greenlet* Current();
+  static Greenlet* Current() { return internal::GetThreadState()->current; }
 
   // Main returns the calling thread's main greenlet.
   static Greenlet* Main();
@@ -168,6 +168,12 @@ class Greenlet {
   bool dead() const { return state_ == State::kDead; }
   bool active() const { return state_ == State::kActive; }
   bool is_main() const { return main_; }
+
+  // user_data / set_user_data: one pointer for the code that created this greenlet (the hub's
+  // Spawn keeps its greenlet handle here, so finding it from Current() costs no lookup). Code
+  // that did not create the greenlet must not set it. Null by default.
+  void* user_data() const { return user_data_; }
+  void set_user_data(void* data) { user_data_ = data; }
 
   // stack returns the stack in use (empty when not running or suspended).
   const Stack& stack() const { return stack_; }
@@ -213,6 +219,7 @@ class Greenlet {
   Greenlet* next_sibling_ = nullptr;
   Stack stack_;
   StackOptions stack_options_;
+  void* user_data_ = nullptr;
   State state_ = State::kUnstarted;
   bool main_ = false;
   bool external_stack_ = false;  // Provided by the caller: used, never released.

@@ -8,17 +8,6 @@ namespace gevent {
 namespace {
 
 thread_local SpawnErrorHandler* tls_error_handler = nullptr;
-// Spawned greenlets of this thread by their raw greenlet (for GetCurrent).
-thread_local std::unordered_map<const greenlet::Greenlet*, Greenlet*>* tls_registry = nullptr;
-
-std::unordered_map<const greenlet::Greenlet*, Greenlet*>& Registry() {
-  if (tls_registry == nullptr) {
-    static thread_local std::unordered_map<const greenlet::Greenlet*, Greenlet*> registry;
-    tls_registry = &registry;
-  }
-  return *tls_registry;
-}
-
 std::string Describe(std::exception_ptr error) {
   try {
     std::rethrow_exception(error);
@@ -66,14 +55,10 @@ Greenlet::Greenlet(PrivateTag, Hub& hub, absl::AnyInvocable<std::any()> body, Sp
     : hub_(&hub), body_(std::move(body)), name_(std::move(options.name)) {
   if (!body_) throw std::invalid_argument("gevent::Spawn: the function is empty");
   raw_ = std::make_unique<greenlet::Greenlet>([this] { Run(); }, hub.greenlet(), options.stack);
-  if (name_.empty()) {
-    name_ = "Greenlet-" + std::to_string(reinterpret_cast<std::uintptr_t>(this));
-  }
-  Registry()[raw_.get()] = this;
+  raw_->set_user_data(this);  // For GetCurrent.
 }
 
 Greenlet::~Greenlet() {
-  Registry().erase(raw_.get());
   // A suspended raw greenlet is unwound by its destructor (it is never the running one here: a
   // running greenlet holds a reference to itself).
   raw_.reset();
@@ -242,10 +227,14 @@ bool Greenlet::Kill(std::exception_ptr error, bool block, std::optional<absl::Du
 }
 
 GreenletRef GetCurrent() {
-  auto& registry = Registry();
-  auto it = registry.find(greenlet::Greenlet::Current());
-  if (it == registry.end()) return nullptr;
-  return it->second->shared_from_this();
+  auto* spawned = static_cast<Greenlet*>(greenlet::Greenlet::Current()->user_data());
+  return spawned != nullptr ? spawned->shared_from_this() : nullptr;
+}
+
+std::string Greenlet::name() const {
+  // The default name is made only when asked for: spawning stays free of string formatting.
+  if (!name_.empty()) return name_;
+  return "Greenlet-" + std::to_string(reinterpret_cast<std::uintptr_t>(this));
 }
 
 bool JoinAll(const std::vector<GreenletRef>& greenlets, std::optional<absl::Duration> timeout,

@@ -101,7 +101,8 @@ class Greenlet : public std::enable_shared_from_this<Greenlet> {
   // exception: what ended it, or null.
   std::exception_ptr exception() const { return exception_; }
 
-  const std::string& name() const { return name_; }
+  // name: as given in SpawnOptions or SetName, else "Greenlet-<address>".
+  std::string name() const;
   void SetName(std::string name) { name_ = std::move(name); }
 
   // Join parks until the greenlet finishes; returns ready(). From the hub, throws

@@ -52,31 +52,31 @@ SpawnErrorHandler SetSpawnErrorHandler(SpawnErrorHandler handler) {
 }
 
 Greenlet::Greenlet(PrivateTag, Hub& hub, absl::AnyInvocable<std::any()> body, SpawnOptions options)
-    : hub_(&hub), body_(std::move(body)), name_(std::move(options.name)) {
+    : hub_(&hub),
+      body_(std::move(body)),
+      name_(std::move(options.name)),
+      raw_([this] { Run(); }, hub.greenlet(), options.stack) {
   if (!body_) throw std::invalid_argument("gevent::Spawn: the function is empty");
-  raw_ = std::make_unique<greenlet::Greenlet>([this] { Run(); }, hub.greenlet(), options.stack);
-  raw_->set_user_data(this);  // For GetCurrent.
+  raw_.set_user_data(this);  // For GetCurrent.
 }
 
-Greenlet::~Greenlet() {
-  // A suspended raw greenlet is unwound by its destructor (it is never the running one here: a
-  // running greenlet holds a reference to itself).
-  raw_.reset();
-}
+// A suspended raw greenlet is unwound by its own destructor (it is never the running one here:
+// a running greenlet holds a reference to itself).
+Greenlet::~Greenlet() = default;
 
 GreenletRef Greenlet::Create(absl::AnyInvocable<std::any()> body, SpawnOptions options) {
   return std::make_shared<Greenlet>(PrivateTag{}, GetHub(), std::move(body), std::move(options));
 }
 
 void Greenlet::Start() {
-  if (start_scheduled_ || dead_ || raw_->started()) return;
+  if (start_scheduled_ || dead_ || raw_.started()) return;
   start_scheduled_ = true;
   self_ = shared_from_this();
   hub_->Schedule([self = self_] { self->RunStart(); });
 }
 
 void Greenlet::StartLater(absl::Duration delay) {
-  if (start_scheduled_ || dead_ || raw_->started()) return;
+  if (start_scheduled_ || dead_ || raw_.started()) return;
   start_scheduled_ = true;
   self_ = shared_from_this();
   hub_->loop().UpdateNow();
@@ -89,13 +89,13 @@ void Greenlet::StartLater(absl::Duration delay) {
 
 void Greenlet::RunStart() {
   // On the hub.
-  if (dead_ || raw_->started()) return;  // Killed before it could start.
+  if (dead_ || raw_.started()) return;  // Killed before it could start.
   GreenletRef keep = shared_from_this();
   try {
-    raw_->Switch();
+    raw_.Switch();
   } catch (...) {
     // The stack could not be allocated (the greenlet's own errors never escape Run).
-    if (!raw_->started() && !dead_) {
+    if (!raw_.started() && !dead_) {
       exception_ = std::current_exception();
       ReportGreenletError(*this, exception_);
       Finish();
@@ -185,7 +185,7 @@ bool Greenlet::Unlink(LinkId id) {
 
 bool Greenlet::Join(std::optional<absl::Duration> timeout) {
   if (dead_) return true;
-  if (greenlet::Greenlet::Current() == raw_.get()) {
+  if (greenlet::Greenlet::Current() == &raw_) {
     throw std::logic_error("gevent::Greenlet::Join: a greenlet cannot join itself");
   }
   GreenletRef keep = shared_from_this();
@@ -211,16 +211,16 @@ std::any Greenlet::Get(std::optional<absl::Duration> timeout) {
 bool Greenlet::Kill(std::exception_ptr error, bool block, std::optional<absl::Duration> timeout) {
   if (dead_) return true;
   if (!error) error = std::make_exception_ptr(greenlet::GreenletExit());
-  if (!raw_->started()) {
+  if (!raw_.started()) {
     // Never runs; it finishes with the exception now and its links fire.
     body_ = nullptr;
     if (!IsGreenletExit(error)) exception_ = error;
     Finish();
     return true;
   }
-  if (greenlet::Greenlet::Current() == raw_.get()) std::rethrow_exception(error);
+  if (greenlet::Greenlet::Current() == &raw_) std::rethrow_exception(error);
   hub_->Schedule([self = shared_from_this(), error] {
-    if (!self->dead_) self->raw_->Throw(error);
+    if (!self->dead_) self->raw_.Throw(error);
   });
   if (block) return Join(timeout);
   return dead_;

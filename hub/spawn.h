@@ -90,7 +90,7 @@ class Greenlet : public std::enable_shared_from_this<Greenlet> {
 
   // started: it began running. ready / dead: it finished (or was killed before it started).
   // successful: finished without an exception.
-  bool started() const { return raw_->started(); }
+  bool started() const { return raw_.started(); }
   bool scheduled() const { return start_scheduled_; }
   bool ready() const { return dead_; }
   bool dead() const { return dead_; }
@@ -131,7 +131,7 @@ class Greenlet : public std::enable_shared_from_this<Greenlet> {
   std::size_t link_count() const { return links_.size(); }
 
   // raw: the underlying greenlet.
-  greenlet::Greenlet* raw() { return raw_.get(); }
+  greenlet::Greenlet* raw() { return &raw_; }
 
   // Local storage (see gevent::Local): slot `id`, or null.
   std::shared_ptr<void>& LocalSlot(std::uint64_t id) { return locals_[id]; }
@@ -157,7 +157,6 @@ class Greenlet : public std::enable_shared_from_this<Greenlet> {
   void NotifyLinks();
 
   Hub* hub_;
-  std::unique_ptr<greenlet::Greenlet> raw_;
   absl::AnyInvocable<std::any()> body_;
   std::string name_;
   std::any value_;
@@ -171,6 +170,9 @@ class Greenlet : public std::enable_shared_from_this<Greenlet> {
   LinkId next_link_id_ = 1;
   std::vector<Waiter*> joiners_;
   std::unordered_map<std::uint64_t, std::shared_ptr<void>> locals_;
+  // Last, so it is destroyed first: unwinding a suspended greenlet runs Run's epilogue, which
+  // still uses the members above.
+  greenlet::Greenlet raw_;
 };
 
 namespace internal {

@@ -1,0 +1,116 @@
+// gevent::EchoConnection / gevent::EchoServer — the echo service behind //socket:echo_server,
+// as a library so that other programs (the load generator) can run it in-process.
+//
+//   // On a hub you already run:
+//   auto stats = std::make_shared<gevent::EchoStats>();
+//   gevent::StreamServer server(address, gevent::MakeEchoHandler(stats), options);
+//
+//   // Or on threads of its own (each with its own hub), from any thread:
+//   gevent::EchoServer echo({.host = "127.0.0.1", .port = 0, .threads = 1});
+//   RETURN_IF_ERROR(echo.Start());
+//   Connect to echo.port() ...;
+//   echo.Stop();
+//   gevent::EchoStatsSnapshot s = echo.stats();
+//
+// Behaviour of one connection: every byte received is sent back, in order, through a fixed-size
+// buffer (EchoOptions::buffer_size): the handler reads at most that much, sends it all (parking
+// while the client does not read — back-pressure, nothing is buffered beyond that), then reads
+// again. When the client half-closes (end of stream) everything read has already been echoed, so
+// the handler closes the connection. A reset or any other error ends the handler quietly (it is
+// counted, not reported as a failure).
+//
+// Thread-safety: EchoStats is atomic (one instance may be shared by servers on several threads).
+// EchoServer's methods are for the thread that owns it.
+#ifndef GEVENT_SOCKET_ECHO_H_
+#define GEVENT_SOCKET_ECHO_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "greenlet/stack.h"
+#include "socket/server.h"
+#include "socket/socket.h"
+
+namespace gevent {
+
+// EchoStatsSnapshot: plain copy of EchoStats.
+struct EchoStatsSnapshot {
+  uint64_t connections = 0;   // connections handled (counted when the handler starts)
+  uint64_t bytes = 0;         // bytes echoed (received and sent back)
+  uint64_t errors = 0;        // connections that ended with an error (reset, timeout...)
+};
+
+// EchoStats: counters shared by echo handlers (relaxed atomics; bytes are added once per read).
+struct EchoStats {
+  std::atomic<uint64_t> connections{0};
+  std::atomic<uint64_t> bytes{0};
+  std::atomic<uint64_t> errors{0};
+  EchoStatsSnapshot Snapshot() const;
+};
+
+// EchoOptions: per-connection behaviour.
+struct EchoOptions {
+  // buffer_size: bytes read (and then sent) at a time; also the most the server holds per
+  // connection.
+  size_t buffer_size = 16 * 1024;
+};
+
+// EchoConnection echoes `connection` until the client closes or an error; returns OK at a clean
+// end of stream, else the error that ended it. Counts into `stats` if not null. Hub thread only.
+absl::Status EchoConnection(Socket& connection, EchoStats* stats, const EchoOptions& options = {});
+
+// MakeEchoHandler: a StreamHandler running EchoConnection (stats may be null). Safe to call from
+// several threads at once (as MultiThreadServer does).
+StreamHandler MakeEchoHandler(std::shared_ptr<EchoStats> stats, EchoOptions options = {});
+
+// EchoServerOptions: what //socket:echo_server's flags set.
+struct EchoServerOptions {
+  std::string host = "127.0.0.1";   // numeric address to bind ("0.0.0.0", "::", ...)
+  uint16_t port = 0;                // 0: the kernel picks (read port() after Start)
+  size_t threads = 1;               // threads, each with its own hub and SO_REUSEPORT listener
+  size_t pool_size = 0;             // most connections served at once per thread (0: no limit)
+  int backlog = 1024;
+  EchoOptions echo;
+  // stack: per-connection stacks; unguarded by default so that tens of thousands of connections
+  // fit under vm.max_map_count (the echo handler needs only a few KiB of stack).
+  greenlet::StackOptions stack{64 * 1024, greenlet::StackKind::kUnguarded};
+};
+
+// EchoServer: the echo service on its own threads (a MultiThreadServer). Start/Stop/stats are
+// for the owning thread, which need not run a hub.
+class EchoServer {
+ public:
+  explicit EchoServer(EchoServerOptions options = {});
+  EchoServer(const EchoServer&) = delete;
+  EchoServer& operator=(const EchoServer&) = delete;
+  // ~EchoServer: Stop(zero grace).
+  ~EchoServer();
+
+  // Start listens on host:port and returns once every thread accepts. InvalidArgument for a
+  // host that is not a numeric address; bind/listen errors as they come.
+  absl::Status Start();
+  // Stop: stop accepting, give open connections `grace` to finish, then close them; joins the
+  // threads. Idempotent.
+  void Stop(absl::Duration grace = absl::ZeroDuration());
+
+  // port / address: where it listens (valid after a successful Start).
+  uint16_t port() const;
+  SocketAddress address() const;
+  // stats: echo counters; server_stats: accept counters (both snapshots, any time).
+  EchoStatsSnapshot stats() const { return stats_->Snapshot(); }
+  ServerStats server_stats() const;
+
+ private:
+  EchoServerOptions options_;
+  std::shared_ptr<EchoStats> stats_;
+  std::unique_ptr<MultiThreadServer> server_;
+};
+
+}  // namespace gevent
+
+#endif  // GEVENT_SOCKET_ECHO_H_

@@ -1,0 +1,232 @@
+// gevent::StreamServer, gevent::DatagramServer and gevent::MultiThreadServer — servers on
+// cooperative sockets (gevent.server).
+//
+//   gevent::StreamServer server(*gevent::SocketAddress::Parse("127.0.0.1:0"),
+//       [](gevent::Socket conn, const gevent::SocketAddress& peer) { ... },   // own greenlet
+//       {.pool_size = 1000});
+//   RETURN_IF_ERROR(server.Start());          // bound, listening, accepting in a greenlet
+//   uint16_t port = server.port();            // the kernel's choice for port 0
+//   ...
+//   server.Stop(absl::Seconds(1));            // stop accepting, let handlers finish, kill the rest
+//
+// StreamServer. An accept greenlet takes connections and spawns one greenlet per connection
+// running the handler with the accepted socket (the handler owns it; it is closed when the
+// handler returns, unless moved elsewhere). With a pool size, at most that many handlers run at
+// once: when the pool is full the server stops accepting (the kernel's backlog holds new
+// connections) until a handler finishes. When accept fails for lack of descriptors
+// (EMFILE/ENFILE) the accept greenlet sleeps 10 ms, doubling up to 1 s while it keeps failing,
+// and existing connections keep being served. Handlers that throw are reported by the spawn
+// error handler (hub/spawn.h); the server keeps running.
+//
+// DatagramServer. One greenlet receives datagrams on a UDP (or Unix datagram) socket and calls
+// the handler inline for each: the handler gets the data, the sender and the socket (to reply
+// with SendTo). A handler that blocks delays the next datagram; spawn from it if that matters.
+//
+// MultiThreadServer. `threads` OS threads, each with its own hub and its own StreamServer on an
+// SO_REUSEPORT listener bound to the same address (the kernel spreads connections among them).
+// Its methods are called from the thread that owns it (any thread, not necessarily a hub
+// thread); the handler runs on the server threads, so it must be safe to call from several
+// threads at once (each call gets its own socket).
+//
+// Lifetime and thread-safety: StreamServer and DatagramServer are hub thread only and must be
+// stopped (Stop, or the destructor, which stops with a zero grace period) on that thread before
+// the hub goes. Stop must not be called from one of the server's own handler greenlets (it would
+// wait for itself): that throws std::logic_error; use StopLater() there.
+#ifndef GEVENT_SOCKET_SERVER_H_
+#define GEVENT_SOCKET_SERVER_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "greenlet/stack.h"
+#include "socket/socket.h"
+
+namespace gevent {
+
+class Greenlet;
+class Group;
+class Event;
+class Hub;
+
+// StreamHandler: runs in its own greenlet for each accepted connection; owns `connection`.
+using StreamHandler = std::function<void(Socket connection, const SocketAddress& peer)>;
+
+// DatagramHandler: runs in the server's receive greenlet for each datagram.
+using DatagramHandler =
+    std::function<void(absl::string_view data, const SocketAddress& from, Socket& socket)>;
+
+struct StreamServerOptions {
+  // backlog: listen(2) backlog (the kernel caps it at net.core.somaxconn).
+  int backlog = 1024;
+  // pool_size: most handlers running at once; 0 = no limit.
+  size_t pool_size = 0;
+  // stack: each handler greenlet's stack. Guarded by default; kUnguarded scales to many more
+  // connections per process (see README "Machine limits").
+  greenlet::StackOptions stack{64 * 1024, greenlet::StackKind::kGuarded};
+  // reuse_address / reuse_port: SO_REUSEADDR / SO_REUSEPORT on the listener.
+  bool reuse_address = true;
+  bool reuse_port = false;
+  // no_delay: TCP_NODELAY on accepted TCP connections.
+  bool no_delay = true;
+  // connection_timeout: default timeout of accepted sockets (nullopt: none).
+  std::optional<absl::Duration> connection_timeout;
+};
+
+// ServerStats: a snapshot of a server's counters.
+struct ServerStats {
+  uint64_t accepted = 0;         // connections accepted
+  uint64_t active = 0;           // handlers running now
+  uint64_t accept_errors = 0;    // accept failures other than EAGAIN
+  uint64_t fd_backoffs = 0;      // EMFILE/ENFILE back-off sleeps
+};
+
+// ServerCounters: the live counters behind ServerStats. Updated on the server's thread with
+// relaxed atomics (once per connection, not per byte), so any thread may read them.
+struct ServerCounters {
+  std::atomic<uint64_t> accepted{0};
+  std::atomic<uint64_t> active{0};
+  std::atomic<uint64_t> accept_errors{0};
+  std::atomic<uint64_t> fd_backoffs{0};
+  ServerStats Snapshot() const;
+};
+
+class StreamServer {
+ public:
+  // StreamServer binds nothing yet (Start does). `handler` must not be empty.
+  StreamServer(SocketAddress address, StreamHandler handler, StreamServerOptions options = {});
+  // StreamServer over a listener the caller made (bound; listening or not — Start listens if
+  // needed). The address is read from it.
+  StreamServer(Socket listener, StreamHandler handler, StreamServerOptions options = {});
+  StreamServer(const StreamServer&) = delete;
+  StreamServer& operator=(const StreamServer&) = delete;
+  // ~StreamServer: Stop(zero grace) if running.
+  ~StreamServer();
+
+  // Start binds and listens (unless given a listener) and spawns the accept greenlet. Returns
+  // the bind/listen error, or FailedPrecondition if already started or stopped.
+  absl::Status Start();
+  // ServeForever: Start (if not started), then parks until Stop is called (by another greenlet,
+  // StopLater, or a handler). Returns Start's error, if any.
+  absl::Status ServeForever();
+  // Stop closes the listener at once (no new connections), waits up to `grace` for running
+  // handlers to finish, then kills the rest with GreenletExit and waits for them to unwind.
+  // Idempotent. Throws std::logic_error when called from one of this server's handlers.
+  void Stop(absl::Duration grace = absl::Seconds(1));
+  // StopLater schedules Stop(grace) in a new greenlet (usable from a handler or a loop callback).
+  void StopLater(absl::Duration grace = absl::Seconds(1));
+
+  // address: the bound address once started (port 0 replaced by the kernel's); before Start, the
+  // requested one. port: address().port().
+  const SocketAddress& address() const { return address_; }
+  uint16_t port() const { return address_.port(); }
+  bool started() const { return started_; }
+  bool stopped() const { return stopped_; }
+  // stats: a snapshot of the counters. counters: the live counters (shared, outlive the server).
+  ServerStats stats() const { return counters_->Snapshot(); }
+  const std::shared_ptr<ServerCounters>& counters() const { return counters_; }
+
+ private:
+  void AcceptLoop();
+  void SpawnHandler(Socket connection, const SocketAddress& peer);
+
+  SocketAddress address_;
+  StreamHandler handler_;
+  StreamServerOptions options_;
+  Socket listener_;
+  bool own_listener_ = true;
+  bool started_ = false;
+  bool stopped_ = false;
+  std::shared_ptr<ServerCounters> counters_;
+  std::shared_ptr<Greenlet> acceptor_;
+  std::unique_ptr<Group> handlers_;  // a Pool when options_.pool_size > 0
+  std::unique_ptr<Event> stop_event_;
+};
+
+struct DatagramServerOptions {
+  // max_datagram: receive buffer size (longer datagrams are truncated).
+  size_t max_datagram = 65536;
+  bool reuse_address = true;
+  bool reuse_port = false;
+};
+
+class DatagramServer {
+ public:
+  DatagramServer(SocketAddress address, DatagramHandler handler,
+                 DatagramServerOptions options = {});
+  DatagramServer(const DatagramServer&) = delete;
+  DatagramServer& operator=(const DatagramServer&) = delete;
+  ~DatagramServer();
+
+  // Start binds (SOCK_DGRAM) and spawns the receive greenlet.
+  absl::Status Start();
+  // ServeForever: Start, then park until Stop.
+  absl::Status ServeForever();
+  // Stop closes the socket (the receive greenlet ends; a handler running now finishes first).
+  void Stop();
+
+  const SocketAddress& address() const { return address_; }
+  uint16_t port() const { return address_.port(); }
+  uint64_t datagrams() const { return datagrams_; }
+
+ private:
+  void ReceiveLoop();
+
+  SocketAddress address_;
+  DatagramHandler handler_;
+  DatagramServerOptions options_;
+  Socket socket_;
+  bool started_ = false;
+  bool stopped_ = false;
+  uint64_t datagrams_ = 0;
+  std::shared_ptr<Greenlet> receiver_;
+  std::unique_ptr<Event> stop_event_;
+};
+
+// MultiThreadServer: see the file comment. options.reuse_port is forced on.
+class MultiThreadServer {
+ public:
+  MultiThreadServer(SocketAddress address, StreamHandler handler, size_t threads,
+                    StreamServerOptions options = {});
+  MultiThreadServer(const MultiThreadServer&) = delete;
+  MultiThreadServer& operator=(const MultiThreadServer&) = delete;
+  // ~MultiThreadServer: Stop(zero grace) if running.
+  ~MultiThreadServer();
+
+  // Start launches the threads and returns once every one is listening (or the first error;
+  // then the threads already started are stopped). With port 0 the first listener's port is
+  // used for the others.
+  absl::Status Start();
+  // Stop stops every thread's server with `grace` (see StreamServer::Stop) and joins the threads.
+  void Stop(absl::Duration grace = absl::Seconds(1));
+
+  const SocketAddress& address() const { return address_; }
+  uint16_t port() const { return address_.port(); }
+  size_t threads() const { return thread_count_; }
+  // stats: the sum over threads (a snapshot; any time after Start).
+  ServerStats stats() const;
+
+ private:
+  struct Worker;
+  void RunWorker(Worker* worker);
+
+  SocketAddress address_;
+  StreamHandler handler_;
+  size_t thread_count_;
+  StreamServerOptions options_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  bool started_ = false;
+};
+
+}  // namespace gevent
+
+#endif  // GEVENT_SOCKET_SERVER_H_

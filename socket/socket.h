@@ -1,0 +1,320 @@
+// gevent::Socket — cooperative sockets on the hub (gevent.socket).
+//
+// A Socket owns a non-blocking file descriptor (TCP over IPv4/IPv6, UDP, Unix-domain). Its calls
+// look blocking: when the kernel says EAGAIN, the calling greenlet parks on the hub until the fd
+// is ready (one read and one write io watcher per socket) or the timeout expires; other greenlets
+// of the thread run meanwhile.
+//
+//   absl::StatusOr<gevent::Socket> s = gevent::CreateConnection("127.0.0.1", 8080, absl::Seconds(5));
+//   if (!s.ok()) return s.status();
+//   RETURN_IF_ERROR(s->SendAll("hello"));
+//   char buf[4096];
+//   absl::StatusOr<size_t> n = s->RecvInto(absl::MakeSpan(buf));   // 0 at end of stream
+//
+// Hot path. A Recv/Send that the kernel completes at once is the system call and nothing else: no
+// allocation, no clock read, no status text. Status text is built only for errors.
+//
+// Timeouts. Each socket has a default (SetTimeout): std::nullopt (the initial value) blocks
+// forever, a positive duration limits each call, zero makes every call non-blocking (it fails at
+// once instead of parking). Every blocking call takes an IoTimeout that overrides the default for
+// that call. The timeout covers the whole call (SendAll: all the data), measured from the first
+// time the call parks. Expiry (and "would block" under a zero timeout) is
+// absl::DeadlineExceededError.
+//
+// Errors. absl::Status with "gevent::Socket::<Operation> <address>: <errno text> [<ERRNO>]"; the
+// errno is attached (SocketErrno). Codes: refused/reset/broken pipe/unreachable → Unavailable;
+// timeouts → DeadlineExceeded; out of fds or memory → ResourceExhausted; address in use →
+// AlreadyExists; bad arguments → InvalidArgument; closed socket → FailedPrecondition; permission →
+// PermissionDenied; other errnos → Unknown.
+//
+// Closing. Close() (or the destructor, or Detach) while other greenlets are parked on the socket
+// wakes them at once: their calls return FailedPrecondition "File descriptor was closed in another
+// greenlet [EBADF]" (gevent's cancel_wait). They never touch the socket object again, so it may be
+// destroyed right after.
+//
+// Misuse. Two greenlets waiting to read (or two waiting to write) on one socket at once is a
+// programming error: the second throws gevent::ConcurrentObjectUseError (hub/hub.h) naming the
+// socket. One reader and one writer at once are fine. A blocking call from the hub greenlet (a
+// loop callback) throws BlockingInHubError. Calls on a closed or moved-from socket return
+// FailedPrecondition "the socket is closed [EBADF]".
+//
+// Lifetime and thread-safety: hub thread only. A Socket belongs to the hub of the thread that
+// created (or adopted) it and must be used and destroyed on that thread, before the hub. Move-only;
+// the destructor closes the fd. Moving a socket while a greenlet is parked on it is allowed (the
+// parked state lives on the heap and does not move).
+#ifndef GEVENT_SOCKET_SOCKET_H_
+#define GEVENT_SOCKET_SOCKET_H_
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+
+namespace gevent {
+
+class ThreadPool;
+
+// SocketAddress: an IPv4, IPv6 or Unix-domain address (a sockaddr_storage and its length).
+// A value type; copyable. Default-constructed it is empty (family AF_UNSPEC).
+class SocketAddress {
+ public:
+  SocketAddress() = default;
+
+  // Parse reads a numeric address:
+  //   "127.0.0.1:80"   IPv4 and port        ":80" / "*:80"   IPv4 any address (0.0.0.0)
+  //   "[::1]:80"       IPv6 and port        "[::]:80"        IPv6 any address
+  //   "/run/x.sock"    Unix path (anything starting with '/' or "./"), "unix:rel/path" also works
+  //   "@name"          Linux abstract Unix address
+  // Host names are not resolved here (see Resolve / CreateConnection). InvalidArgument, with the
+  // text and the problem, for anything else (missing or bad port, port > 65535, bad IP, a Unix
+  // path longer than sun_path).
+  static absl::StatusOr<SocketAddress> Parse(absl::string_view text);
+
+  // FromIp: a numeric IPv4 or IPv6 address (no brackets) and a port. InvalidArgument otherwise.
+  static absl::StatusOr<SocketAddress> FromIp(absl::string_view ip, uint16_t port);
+
+  // Loopback / Any: 127.0.0.1 or ::1 / 0.0.0.0 or :: with `port`; family AF_INET or AF_INET6.
+  static SocketAddress Loopback(uint16_t port, int family = AF_INET);
+  static SocketAddress Any(uint16_t port, int family = AF_INET);
+
+  // Unix: a Unix-domain path ('@' first: abstract). InvalidArgument if empty or too long.
+  static absl::StatusOr<SocketAddress> Unix(absl::string_view path);
+
+  // FromSockaddr copies `len` bytes of `addr` (len <= sizeof(sockaddr_storage), else empty).
+  static SocketAddress FromSockaddr(const sockaddr* addr, socklen_t len);
+
+  // family: AF_INET, AF_INET6, AF_UNIX or AF_UNSPEC (empty).
+  int family() const { return storage_.ss_family; }
+  bool empty() const { return len_ == 0; }
+  // port: the port of an IP address (host order), 0 for other families.
+  uint16_t port() const;
+  // WithPort: a copy with the port replaced (IP families only).
+  SocketAddress WithPort(uint16_t port) const;
+  // ip: "127.0.0.1" / "::1" (no brackets), "" for other families.
+  std::string ip() const;
+  // ToString: "127.0.0.1:80", "[::1]:80", "/path", "@abstract", "unix:(unnamed)", "(empty)".
+  // Parse(ToString()) gives the address back for IP, path and abstract addresses.
+  std::string ToString() const;
+
+  const sockaddr* sockaddr_ptr() const { return reinterpret_cast<const sockaddr*>(&storage_); }
+  sockaddr* mutable_sockaddr() { return reinterpret_cast<sockaddr*>(&storage_); }
+  socklen_t size() const { return len_; }
+  // set_size: after filling mutable_sockaddr() (e.g. by recvfrom).
+  void set_size(socklen_t len) { len_ = len; }
+  static constexpr socklen_t capacity() { return sizeof(sockaddr_storage); }
+
+  friend bool operator==(const SocketAddress& a, const SocketAddress& b);
+  friend bool operator!=(const SocketAddress& a, const SocketAddress& b) { return !(a == b); }
+
+ private:
+  sockaddr_storage storage_{};
+  socklen_t len_ = 0;
+};
+
+// IoTimeout: the timeout of one call. Default-constructed: the socket's default (SetTimeout).
+// From a duration: that duration for this call (zero: do not park). From std::nullopt (or
+// Forever()): park as long as it takes, whatever the default.
+class IoTimeout {
+ public:
+  constexpr IoTimeout() = default;
+  IoTimeout(absl::Duration d) : kind_(Kind::kDuration), duration_(d) {}  // NOLINT: implicit
+  constexpr IoTimeout(std::nullopt_t) : kind_(Kind::kForever) {}          // NOLINT: implicit
+  static constexpr IoTimeout Forever() { return IoTimeout(std::nullopt); }
+  static constexpr IoTimeout SocketDefault() { return IoTimeout(); }
+
+  // Resolve: the effective timeout, given the socket's default.
+  std::optional<absl::Duration> Resolve(std::optional<absl::Duration> socket_default) const {
+    switch (kind_) {
+      case Kind::kDefault:
+        return socket_default;
+      case Kind::kForever:
+        return std::nullopt;
+      case Kind::kDuration:
+        break;
+    }
+    return duration_;
+  }
+
+ private:
+  enum class Kind { kDefault, kForever, kDuration };
+  Kind kind_ = Kind::kDefault;
+  absl::Duration duration_;
+};
+
+// SocketErrno: the errno recorded in a status returned by this package, if any.
+std::optional<int> SocketErrno(const absl::Status& status);
+
+class Socket {
+ public:
+  // Socket: an empty (closed) socket; every call on it fails with FailedPrecondition.
+  Socket() noexcept;
+  Socket(Socket&& other) noexcept;
+  Socket& operator=(Socket&& other) noexcept;  // Closes what this held first.
+  Socket(const Socket&) = delete;
+  Socket& operator=(const Socket&) = delete;
+  // ~Socket: Close() (errors ignored).
+  ~Socket();
+
+  // Create makes a socket: family AF_INET / AF_INET6 / AF_UNIX, type SOCK_STREAM / SOCK_DGRAM
+  // (SOCK_NONBLOCK and SOCK_CLOEXEC are added). Errors as socket(2) gives them.
+  static absl::StatusOr<Socket> Create(int family, int type, int protocol = 0);
+
+  // Adopt takes ownership of an open socket fd (it is made non-blocking and close-on-exec; the
+  // family and type are read from it). InvalidArgument if fd < 0 or not a socket (the fd is then
+  // not closed: ownership is taken only on success).
+  static absl::StatusOr<Socket> Adopt(int fd);
+
+  // Pair: two connected sockets (socketpair(2)), AF_UNIX by default.
+  static absl::StatusOr<std::pair<Socket, Socket>> Pair(int type = SOCK_STREAM,
+                                                        int family = AF_UNIX);
+
+  // ----- connection set-up -----
+
+  // Connect connects to `address`, parking while the kernel completes it (EINPROGRESS; for a
+  // Unix socket whose listener's backlog is full, EAGAIN is retried). Returns the real connect
+  // error (SO_ERROR), e.g. Unavailable "Connection refused [ECONNREFUSED]", or DeadlineExceeded.
+  absl::Status Connect(const SocketAddress& address, IoTimeout timeout = {});
+  // Bind binds to `address` (port 0: the kernel picks one; read it with LocalAddress).
+  absl::Status Bind(const SocketAddress& address);
+  // Listen marks the socket as accepting connections; the kernel caps `backlog` at somaxconn.
+  absl::Status Listen(int backlog = 1024);
+  // Accept parks until a connection arrives and returns it (its peer in *peer if not null).
+  // The new socket has no default timeout. EMFILE/ENFILE come back as ResourceExhausted.
+  absl::StatusOr<Socket> Accept(SocketAddress* peer = nullptr, IoTimeout timeout = {});
+
+  // ----- data -----
+
+  // RecvInto reads up to buffer.size() bytes into `buffer`, parking until at least one byte (or
+  // the end of the stream, or a datagram) is there. Returns the count; 0 means end of stream
+  // (or an empty datagram, or an empty buffer).
+  absl::StatusOr<size_t> RecvInto(absl::Span<char> buffer, IoTimeout timeout = {}, int flags = 0);
+  absl::StatusOr<size_t> RecvInto(void* buffer, size_t size, IoTimeout timeout = {},
+                                  int flags = 0) {
+    return RecvInto(absl::Span<char>(static_cast<char*>(buffer), size), timeout, flags);
+  }
+  // Recv: RecvInto a new string of at most `max_bytes` (allocates; prefer RecvInto in loops).
+  absl::StatusOr<std::string> Recv(size_t max_bytes, IoTimeout timeout = {});
+  // RecvExactly fills all of `buffer`. A stream that ends first gives OutOfRange naming the
+  // count received (the bytes read are in the front of buffer).
+  absl::Status RecvExactly(absl::Span<char> buffer, IoTimeout timeout = {});
+
+  // Send writes some of `data` (parking once if the send buffer is full, then trying once more)
+  // and returns how many bytes went; fewer than data.size() is not an error. MSG_NOSIGNAL is
+  // always added: a reset peer gives Unavailable "Broken pipe [EPIPE]", never SIGPIPE.
+  absl::StatusOr<size_t> Send(absl::string_view data, IoTimeout timeout = {}, int flags = 0);
+  // SendAll writes all of `data`, parking as often as needed, all within one timeout. On error
+  // nothing says how much went; the connection should be considered broken.
+  absl::Status SendAll(absl::string_view data, IoTimeout timeout = {});
+  // SendTo sends one datagram to `address`; returns the bytes sent.
+  absl::StatusOr<size_t> SendTo(absl::string_view data, const SocketAddress& address,
+                                IoTimeout timeout = {});
+  // RecvFrom receives one datagram into `buffer` (truncated to its size); the sender goes to
+  // *from if not null.
+  absl::StatusOr<size_t> RecvFrom(absl::Span<char> buffer, SocketAddress* from,
+                                  IoTimeout timeout = {});
+
+  // Shutdown: shutdown(2) with SHUT_RD, SHUT_WR or SHUT_RDWR. Greenlets parked on the socket are
+  // not woken by it (the kernel makes the fd readable/writable, which wakes them).
+  absl::Status Shutdown(int how);
+
+  // Close wakes every greenlet parked on the socket (see the file comment) and closes the fd.
+  // Closing a closed socket is OK. Returns close(2)'s error, if any (the fd is gone regardless).
+  absl::Status Close();
+
+  // Detach gives up the fd without closing it (parked greenlets are woken as for Close) and
+  // returns it, or -1 if the socket was closed. The fd stays non-blocking.
+  int Detach();
+
+  // ----- options and state -----
+
+  // SetOption / GetOption: setsockopt / getsockopt with an int value.
+  absl::Status SetOption(int level, int name, int value);
+  absl::StatusOr<int> GetOption(int level, int name) const;
+  // Typed helpers.
+  absl::Status SetNoDelay(bool on);          // TCP_NODELAY (TCP only)
+  absl::Status SetReuseAddr(bool on);        // SO_REUSEADDR
+  absl::Status SetReusePort(bool on);        // SO_REUSEPORT
+  absl::Status SetKeepAlive(bool on);        // SO_KEEPALIVE
+  absl::Status SetSendBufferSize(int bytes);     // SO_SNDBUF (the kernel doubles it)
+  absl::Status SetReceiveBufferSize(int bytes);  // SO_RCVBUF (the kernel doubles it)
+
+  // LocalAddress / PeerAddress: getsockname / getpeername.
+  absl::StatusOr<SocketAddress> LocalAddress() const;
+  absl::StatusOr<SocketAddress> PeerAddress() const;
+
+  // SetTimeout / timeout: the default for calls made without an IoTimeout (see file comment).
+  void SetTimeout(std::optional<absl::Duration> timeout);
+  std::optional<absl::Duration> timeout() const;
+
+  // fd: the descriptor, or -1 when closed. is_open: fd() >= 0.
+  int fd() const;
+  bool is_open() const { return state_ != nullptr; }
+  // family / type: as created (AF_INET..., SOCK_STREAM / SOCK_DGRAM), 0 when closed.
+  int family() const;
+  int type() const;
+
+ private:
+  struct State;
+  struct Direction;
+  struct WaitNode;
+  enum class WaitResult { kReady, kTimedOut, kClosed };
+
+  explicit Socket(std::unique_ptr<State> state);
+  static absl::StatusOr<Socket> FromFd(int fd, int family, int type);
+  // WaitIo parks until `d` is ready or `deadline` passes. On kClosed the socket may be gone.
+  WaitResult WaitIo(Direction& d, std::optional<absl::Time>* deadline,
+                    std::optional<absl::Duration> timeout, const char* operation);
+  // WaitOrError: WaitIo mapped to a status (OK when ready). Touches nothing after a close.
+  absl::Status WaitOrError(Direction& d, std::optional<absl::Time>* deadline,
+                           std::optional<absl::Duration> timeout, const char* operation);
+  absl::Status Error(const char* operation, int err) const;
+  absl::Status Error(const char* operation, int err, const SocketAddress& address) const;
+  void WakeWaiters();
+
+  std::unique_ptr<State> state_;
+};
+
+// ----- name resolution and client connections -----
+
+// Resolve looks `host` up with getaddrinfo on a worker thread (the calling greenlet parks; the
+// hub keeps running) and returns its addresses with `port`, in getaddrinfo's order. A numeric
+// host is parsed without a thread. `family`: AF_UNSPEC (both), AF_INET or AF_INET6. `pool`: the
+// thread pool to use (its hub must be this thread's); null makes a one-thread pool for the call.
+// Errors: NotFound "gevent::Resolve <host>: <gai text>" and friends; DeadlineExceeded. Note: a
+// lookup that times out still occupies its worker until getaddrinfo returns (with a null pool,
+// the call returns only then).
+absl::StatusOr<std::vector<SocketAddress>> Resolve(
+    absl::string_view host, uint16_t port, int family = AF_UNSPEC,
+    std::optional<absl::Duration> timeout = std::nullopt, ThreadPool* pool = nullptr);
+
+// CreateConnectionOptions: what CreateConnection does besides connecting.
+struct CreateConnectionOptions {
+  bool no_delay = true;                       // TCP_NODELAY on the connected socket
+  std::optional<SocketAddress> source;        // bind to this first (gevent's source_address)
+  ThreadPool* resolver_pool = nullptr;        // see Resolve
+};
+
+// CreateConnection resolves `host` and connects to each address in turn until one works
+// (gevent.socket.create_connection). `timeout` bounds the whole call (resolution included) and
+// becomes the connected socket's default timeout. When every address fails, the error of the
+// last one is returned, prefixed "gevent::CreateConnection <host>:<port>: ".
+absl::StatusOr<Socket> CreateConnection(absl::string_view host, uint16_t port,
+                                        std::optional<absl::Duration> timeout = std::nullopt,
+                                        const CreateConnectionOptions& options = {});
+
+}  // namespace gevent
+
+#endif  // GEVENT_SOCKET_SOCKET_H_

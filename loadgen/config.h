@@ -1,0 +1,92 @@
+// loadgen::Config — what one load-generator run does, from the command line.
+//
+// The flags (abseil flags, defined in config.cc; `loadgen --help` lists them with defaults) are
+// read once into a plain Config value. Validate() is a pure function over that value, so every
+// rule is tested without touching the global flags.
+//
+//   loadgen::Config config = loadgen::ParseCommandLineOrExit(argc, argv);   // exit 2 on bad input
+//
+// Usage errors (exit code 2, one line "loadgen: usage error: ..." naming the flag, then a hint to
+// run --help): an unknown flag, a flag value that does not parse, a stray positional argument, or
+// a value Validate() rejects (zero clients, message size 0, negative duration, malformed
+// --target, ...). Abseil's own parser would exit with 1 on the first two; CheckArgs() catches them
+// first so every usage error has the same exit code.
+//
+// Thread-safety: ParseCommandLineOrExit and ConfigFromFlags read the process-wide flags; call them
+// from main before starting threads. Config itself is a value type.
+#ifndef LOADGEN_CONFIG_H_
+#define LOADGEN_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+
+namespace loadgen {
+
+// Exit codes of the loadgen binary.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitRunErrors = 1;   // The run finished but counted errors.
+inline constexpr int kExitUsage = 2;       // Bad command line; nothing was run.
+inline constexpr int kExitSetupFailed = 3;  // fd limit, server start-up, thread creation...
+
+// Limits that Validate enforces.
+inline constexpr int kMaxClients = 1'000'000;
+inline constexpr int kMaxThreads = 256;
+inline constexpr int kMaxMessageSize = 1 << 20;
+// One greenlet per client writes whole messages before it reads the echoes, so the bytes in
+// flight per connection must fit in the socket buffers or client and server could both block in
+// send. 64 KiB fits the loopback defaults (net.ipv4.tcp_rmem/wmem) with room to spare.
+inline constexpr std::int64_t kMaxInFlightBytes = 64 * 1024;
+
+struct Config {
+  int clients = 1000;
+  absl::Duration duration = absl::Seconds(10);
+  absl::Duration warmup = absl::Seconds(1);
+  int message_size = 64;
+  int pipeline = 1;                    // Messages in flight per client.
+  std::string target;                  // HOST:PORT, or empty for the embedded echo server.
+  int client_threads = 1;
+  int server_threads = 1;              // Embedded server only.
+  absl::Duration connect_timeout = absl::Seconds(5);
+  absl::Duration response_timeout = absl::Seconds(5);  // Per message; zero: none.
+  double rate = 0;                     // Total messages/s; 0: closed loop.
+  std::string json_path;               // Empty: no JSON file.
+  bool progress = true;                // Per-second progress lines.
+
+  bool embedded() const { return target.empty(); }
+};
+
+// Target: a parsed --target.
+struct Target {
+  std::string host;  // Without brackets for an IPv6 literal.
+  int port = 0;
+};
+
+// ParseTarget splits "HOST:PORT" (IPv6 as "[::1]:PORT"). InvalidArgument naming --target on an
+// empty host, a missing or non-numeric port, or a port outside 1..65535.
+absl::StatusOr<Target> ParseTarget(absl::string_view text);
+
+// Validate checks every field and the combinations; the first problem found is returned as
+// InvalidArgument whose message starts with the flag's name ("--clients must be ...").
+absl::Status Validate(const Config& config);
+
+// CheckArgs looks at argv[1..argc) before abseil parses it: every flag must exist and its value
+// must parse (checked with the flag's own parser), and there must be no positional argument.
+// Returns InvalidArgument naming the offending argument. Sets no flag that the real parse would
+// not set to the same value.
+absl::Status CheckArgs(int argc, char** argv);
+
+// ConfigFromFlags reads the current flag values (no validation).
+Config ConfigFromFlags();
+
+// ParseCommandLineOrExit: CheckArgs, absl::ParseCommandLine (which handles --help), then
+// Validate. Any usage error prints one line to stderr and exits with kExitUsage.
+Config ParseCommandLineOrExit(int argc, char** argv);
+
+}  // namespace loadgen
+
+#endif  // LOADGEN_CONFIG_H_

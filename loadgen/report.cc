@@ -1,0 +1,250 @@
+#include "loadgen/report.h"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace loadgen {
+
+const char* ErrorKindName(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::kConnectRefused:
+      return "connect_refused";
+    case ErrorKind::kConnectTimeout:
+      return "connect_timeout";
+    case ErrorKind::kConnectFailed:
+      return "connect_failed";
+    case ErrorKind::kReset:
+      return "reset";
+    case ErrorKind::kEof:
+      return "eof";
+    case ErrorKind::kShortEcho:
+      return "short_echo";
+    case ErrorKind::kMismatch:
+      return "mismatch";
+    case ErrorKind::kTimeout:
+      return "timeout";
+    case ErrorKind::kIoFailed:
+      return "io_failed";
+    case ErrorKind::kCount:
+      break;
+  }
+  return "unknown";
+}
+
+std::uint64_t TotalErrors(const ErrorCounts& errors) {
+  std::uint64_t total = 0;
+  for (std::uint64_t n : errors) total += n;
+  return total;
+}
+
+namespace {
+
+double Micros(std::uint64_t ns) { return static_cast<double>(ns) / 1000.0; }
+
+// JsonNumber: a JSON number, or null for NaN and infinities (JSON has neither).
+std::string JsonNumber(double v) {
+  if (!std::isfinite(v)) return "null";
+  return absl::StrFormat("%.6g", v);
+}
+
+std::string LatencyJson(const Histogram& h) {
+  return absl::StrCat("{\"p50\": ", JsonNumber(Micros(h.Percentile(50))),
+                      ", \"p90\": ", JsonNumber(Micros(h.Percentile(90))),
+                      ", \"p99\": ", JsonNumber(Micros(h.Percentile(99))),
+                      ", \"p999\": ", JsonNumber(Micros(h.Percentile(99.9))),
+                      ", \"max\": ", JsonNumber(Micros(h.max())),
+                      ", \"mean\": ", JsonNumber(h.mean() / 1000.0),
+                      ", \"count\": ", h.count(), "}");
+}
+
+std::string LatencyLine(absl::string_view label, const Histogram& h) {
+  return absl::StrFormat(
+      "  %-22s p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  (mean %.1f)\n", label,
+      Micros(h.Percentile(50)), Micros(h.Percentile(90)), Micros(h.Percentile(99)),
+      Micros(h.Percentile(99.9)), Micros(h.max()), h.mean() / 1000.0);
+}
+
+}  // namespace
+
+std::string FormatProgressLine(const IntervalStats& s) {
+  return absl::StrFormat("[%6.1fs]%s %8.0f msg/s %7.2f MB/s  p99 %9.1fus  clients %6d  errors %d",
+                         s.elapsed_s, s.warmup ? " warmup" : "", s.messages_per_second(),
+                         s.megabytes_per_second(), Micros(s.p99_ns), s.active_clients, s.errors);
+}
+
+std::string FormatReport(const RunResult& r) {
+  std::string out;
+  absl::StrAppendFormat(&out, "loadgen: %d clients (%d client thread%s) -> %s", r.clients,
+                        r.client_threads, r.client_threads == 1 ? "" : "s", r.server);
+  if (r.server_threads > 0) {
+    absl::StrAppendFormat(&out, " (%d server thread%s)", r.server_threads,
+                          r.server_threads == 1 ? "" : "s");
+  }
+  absl::StrAppendFormat(&out, ", %d-byte messages, pipeline %d, %s\n", r.message_size, r.pipeline,
+                        r.open_loop() ? absl::StrFormat("open loop at %.0f msg/s", r.rate)
+                                      : std::string("closed loop"));
+  absl::StrAppendFormat(&out, "  messages              %d in %.2f s\n", r.messages, r.seconds);
+  absl::StrAppendFormat(&out, "  throughput            %.0f msg/s, %.2f MB/s each way\n",
+                        r.messages_per_second(), r.megabytes_per_second());
+  out += "latency (us)\n";
+  if (r.open_loop()) {
+    out += LatencyLine("from intended send", r.latency);
+    out += LatencyLine("from actual send", r.uncorrected);
+  } else {
+    out += LatencyLine("send to echo", r.latency);
+  }
+  out += "greenlets\n";
+  absl::StrAppendFormat(&out, "  switches              %.0f /s, %.2f per message\n",
+                        r.switches_per_second(), r.switches_per_message());
+  absl::StrAppendFormat(&out,
+                        "  switch cost           %.1f ns per greenlet switch (raw ping-pong), "
+                        "%.1f ns per hub Sleep(0)\n",
+                        r.ns_per_switch, r.ns_per_yield);
+  absl::StrAppendFormat(&out, "  switching per message %.0f ns (switches per message x ns per switch)\n",
+                        r.switches_per_message() * r.ns_per_switch);
+  out += "cpu per message\n";
+  const double per_msg = r.messages > 0 ? 1e6 / static_cast<double>(r.messages) : 0;
+  absl::StrAppendFormat(&out, "  client                %.2f us (%.2f s on %d thread%s)\n",
+                        r.client_cpu_seconds * per_msg, r.client_cpu_seconds, r.client_threads,
+                        r.client_threads == 1 ? "" : "s");
+  if (r.server_cpu_seconds >= 0) {
+    absl::StrAppendFormat(&out, "  server                %.2f us (%.2f s)\n",
+                          r.server_cpu_seconds * per_msg, r.server_cpu_seconds);
+  } else {
+    out += "  server                not measured (external server)\n";
+  }
+  const std::uint64_t total_errors = TotalErrors(r.errors);
+  absl::StrAppendFormat(&out, "errors                  %d", total_errors);
+  if (total_errors > 0) {
+    std::string sep = " (";
+    for (std::size_t k = 0; k < kErrorKindCount; ++k) {
+      if (r.errors[k] == 0) continue;
+      absl::StrAppend(&out, sep, ErrorKindName(static_cast<ErrorKind>(k)), " ", r.errors[k]);
+      sep = ", ";
+    }
+    out += ")";
+  }
+  absl::StrAppendFormat(&out, "; %d of %d clients connected at the end\n", r.connected_clients,
+                        r.clients);
+  return out;
+}
+
+std::string JsonString(absl::string_view text) {
+  std::string out = "\"";
+  for (char c : text) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+          absl::StrAppendFormat(&out, "\\u%04x", static_cast<unsigned char>(c));
+        } else {
+          out += c;
+        }
+    }
+  }
+  out += '"';
+  return out;
+}
+
+std::string ToJson(const RunResult& r) {
+  std::string out = "{\n";
+  absl::StrAppend(&out, "  \"server\": ", JsonString(r.server), ",\n");
+  absl::StrAppend(&out, "  \"clients\": ", r.clients, ",\n");
+  absl::StrAppend(&out, "  \"client_threads\": ", r.client_threads, ",\n");
+  absl::StrAppend(&out, "  \"server_threads\": ", r.server_threads, ",\n");
+  absl::StrAppend(&out, "  \"message_size\": ", r.message_size, ",\n");
+  absl::StrAppend(&out, "  \"pipeline\": ", r.pipeline, ",\n");
+  absl::StrAppend(&out, "  \"rate\": ", JsonNumber(r.rate), ",\n");
+  absl::StrAppend(&out, "  \"seconds\": ", JsonNumber(r.seconds), ",\n");
+  absl::StrAppend(&out, "  \"messages\": ", r.messages, ",\n");
+  absl::StrAppend(&out, "  \"messages_per_second\": ", JsonNumber(r.messages_per_second()), ",\n");
+  absl::StrAppend(&out, "  \"megabytes_per_second\": ", JsonNumber(r.megabytes_per_second()),
+                  ",\n");
+  absl::StrAppend(&out, "  \"latency_us\": ", LatencyJson(r.latency), ",\n");
+  if (r.open_loop()) {
+    absl::StrAppend(&out, "  \"uncorrected_latency_us\": ", LatencyJson(r.uncorrected), ",\n");
+  }
+  absl::StrAppend(&out, "  \"switches\": ", r.switches, ",\n");
+  absl::StrAppend(&out, "  \"switches_per_second\": ", JsonNumber(r.switches_per_second()), ",\n");
+  absl::StrAppend(&out, "  \"switches_per_message\": ", JsonNumber(r.switches_per_message()),
+                  ",\n");
+  absl::StrAppend(&out, "  \"ns_per_switch\": ", JsonNumber(r.ns_per_switch), ",\n");
+  absl::StrAppend(&out, "  \"ns_per_yield\": ", JsonNumber(r.ns_per_yield), ",\n");
+  const double per_msg = r.messages > 0 ? 1e6 / static_cast<double>(r.messages) : NAN;
+  absl::StrAppend(&out, "  \"client_cpu_us_per_message\": ",
+                  JsonNumber(r.client_cpu_seconds * per_msg), ",\n");
+  absl::StrAppend(&out, "  \"server_cpu_us_per_message\": ",
+                  r.server_cpu_seconds >= 0 ? JsonNumber(r.server_cpu_seconds * per_msg)
+                                            : std::string("null"),
+                  ",\n");
+  absl::StrAppend(&out, "  \"connected_clients\": ", r.connected_clients, ",\n");
+  absl::StrAppend(&out, "  \"errors\": ", TotalErrors(r.errors), ",\n");
+  out += "  \"errors_by_kind\": {";
+  for (std::size_t k = 0; k < kErrorKindCount; ++k) {
+    absl::StrAppend(&out, k == 0 ? "" : ", ", JsonString(ErrorKindName(static_cast<ErrorKind>(k))),
+                    ": ", r.errors[k]);
+  }
+  out += "},\n";
+  out += "  \"series\": [";
+  for (std::size_t i = 0; i < r.series.size(); ++i) {
+    const IntervalStats& s = r.series[i];
+    absl::StrAppend(&out, i == 0 ? "\n" : ",\n", "    {\"elapsed_s\": ", JsonNumber(s.elapsed_s),
+                    ", \"messages\": ", s.messages,
+                    ", \"messages_per_second\": ", JsonNumber(s.messages_per_second()),
+                    ", \"megabytes_per_second\": ", JsonNumber(s.megabytes_per_second()),
+                    ", \"p50_us\": ", JsonNumber(Micros(s.p50_ns)),
+                    ", \"p99_us\": ", JsonNumber(Micros(s.p99_ns)),
+                    ", \"max_us\": ", JsonNumber(Micros(s.max_ns)),
+                    ", \"active_clients\": ", s.active_clients, ", \"errors\": ", s.errors, "}");
+  }
+  out += r.series.empty() ? "]\n" : "\n  ]\n";
+  out += "}\n";
+  return out;
+}
+
+absl::Status WriteFile(const std::string& path, absl::string_view contents) {
+  struct Closer {
+    void operator()(std::FILE* f) const { std::fclose(f); }
+  };
+  std::unique_ptr<std::FILE, Closer> file(std::fopen(path.c_str(), "w"));
+  if (!file) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot open ", path, " for writing: ", std::strerror(errno)));
+  }
+  if (std::fwrite(contents.data(), 1, contents.size(), file.get()) != contents.size() ||
+      std::fflush(file.get()) != 0) {
+    return absl::UnavailableError(absl::StrCat("cannot write ", path, ": ", std::strerror(errno)));
+  }
+  if (std::fclose(file.release()) != 0) {
+    return absl::UnavailableError(absl::StrCat("cannot close ", path, ": ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace loadgen

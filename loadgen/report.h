@@ -1,0 +1,122 @@
+// The load generator's output: the per-second progress line, the final text report and the JSON
+// document (--json), all computed from plain values so they are tested without running a load.
+//
+// Units: latencies are recorded in nanoseconds and printed in microseconds; MB/s is 10^6 bytes of
+// payload per second in one direction (each message is sent once and echoed once). A "switch" is
+// one greenlet::Greenlet switch counted by the client hubs: HubStats::switches_to_hub (a client
+// greenlet parks) + HubStats::resumes (the hub wakes one). The first switch into a new greenlet and
+// its final switch out when it ends are not counted (one each per connection, not per message).
+//
+// Thread-safety: everything here is thread-compatible (values and pure functions).
+#ifndef LOADGEN_REPORT_H_
+#define LOADGEN_REPORT_H_
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "loadgen/histogram.h"
+
+namespace loadgen {
+
+// ErrorKind: why a connection attempt or a message failed. Each error is counted once, under the
+// first kind that applies; after any error the client closes its connection and makes a new one.
+enum class ErrorKind : int {
+  kConnectRefused,  // ECONNREFUSED on connect.
+  kConnectTimeout,  // connect did not finish within --connect_timeout.
+  kConnectFailed,   // any other connect or name-resolution failure.
+  kReset,           // ECONNRESET / EPIPE while sending or receiving.
+  kEof,             // the server closed the connection between two echoes.
+  kShortEcho,       // the server closed the connection in the middle of an echo.
+  kMismatch,        // echoed bytes differ from what was sent.
+  kTimeout,         // no echo within --response_timeout.
+  kIoFailed,        // any other send/recv error.
+  kCount,
+};
+inline constexpr std::size_t kErrorKindCount = static_cast<std::size_t>(ErrorKind::kCount);
+using ErrorCounts = std::array<std::uint64_t, kErrorKindCount>;
+
+// ErrorKindName: the snake_case name used in the report and JSON ("connect_refused", ...).
+const char* ErrorKindName(ErrorKind kind);
+std::uint64_t TotalErrors(const ErrorCounts& errors);
+
+// IntervalStats: one progress interval (normally one second).
+struct IntervalStats {
+  double elapsed_s = 0;   // Since the start of measurement at the end of the interval (negative
+                          // during warm-up).
+  double seconds = 0;     // Length of the interval.
+  bool warmup = false;
+  std::uint64_t messages = 0;
+  std::uint64_t bytes = 0;
+  std::uint64_t p50_ns = 0;
+  std::uint64_t p99_ns = 0;
+  std::uint64_t max_ns = 0;
+  std::int64_t active_clients = 0;  // Connected at the end of the interval.
+  std::uint64_t errors = 0;         // Errors during the interval.
+
+  double messages_per_second() const { return seconds > 0 ? messages / seconds : 0; }
+  double megabytes_per_second() const { return seconds > 0 ? bytes / seconds / 1e6 : 0; }
+};
+
+// RunResult: everything the final report and the JSON say.
+struct RunResult {
+  // What ran.
+  std::string server;  // "embedded" or the --target.
+  int clients = 0;
+  int client_threads = 0;
+  int server_threads = 0;  // 0 with an external server.
+  int message_size = 0;
+  int pipeline = 0;
+  double rate = 0;  // 0: closed loop.
+
+  // What was measured (the measured window only, warm-up excluded).
+  double seconds = 0;
+  std::uint64_t messages = 0;
+  std::uint64_t bytes = 0;
+  Histogram latency;      // Closed loop: send to echo. Open loop: intended send time to echo.
+  Histogram uncorrected;  // Open loop only: actual send to echo.
+  std::uint64_t switches = 0;
+  double ns_per_switch = 0;  // Calibration: raw greenlet::Greenlet ping-pong.
+  double ns_per_yield = 0;   // Calibration: hub Sleep(0) ping-pong, per Sleep(0).
+  double client_cpu_seconds = 0;
+  double server_cpu_seconds = -1;  // Negative: not known (external server).
+  std::int64_t connected_clients = 0;  // At the end of the run.
+  ErrorCounts errors{};
+  std::vector<IntervalStats> series;  // Measured intervals (warm-up ones are not kept).
+
+  double messages_per_second() const { return seconds > 0 ? messages / seconds : 0; }
+  double megabytes_per_second() const { return seconds > 0 ? bytes / seconds / 1e6 : 0; }
+  double switches_per_second() const { return seconds > 0 ? switches / seconds : 0; }
+  double switches_per_message() const {
+    return messages > 0 ? static_cast<double>(switches) / messages : 0;
+  }
+  bool open_loop() const { return rate > 0; }
+};
+
+// FormatProgressLine: one line, no newline, e.g.
+// "[  3.0s] 170412 msg/s  10.9 MB/s  p99 8123.4us  clients 1000  errors 0".
+std::string FormatProgressLine(const IntervalStats& interval);
+
+// FormatReport: the final multi-line report (ends with a newline).
+std::string FormatReport(const RunResult& result);
+
+// ToJson: the result as one JSON object (ends with a newline). Keys: messages_per_second,
+// latency_us {p50, p90, p99, p999, max, mean}, uncorrected_latency_us (open loop), switches_per_message,
+// ns_per_switch, errors (total), errors_by_kind, series [{elapsed_s, messages_per_second, ...}], and
+// the run's parameters. Non-finite numbers are written as null.
+std::string ToJson(const RunResult& result);
+
+// JsonString: `text` as a quoted JSON string (quotes, backslashes and control characters
+// escaped; other bytes, UTF-8 included, copied as they are).
+std::string JsonString(absl::string_view text);
+
+// WriteFile writes `contents` to `path` (replacing it). Error statuses name the path and errno.
+absl::Status WriteFile(const std::string& path, absl::string_view contents);
+
+}  // namespace loadgen
+
+#endif  // LOADGEN_REPORT_H_

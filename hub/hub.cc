@@ -14,8 +14,6 @@ using greenlet::Greenlet;
 // child watchers work there); the others get loops of their own.
 std::atomic<bool> default_loop_taken{false};
 
-thread_local Hub* tls_hub = nullptr;
-
 std::unique_ptr<Hub>& HubOwner() {
   // Constructed after the thread's greenlet state (GetHub asks for it first), so destroyed before
   // it at thread exit: the hub greenlet must be unwound while its thread's main greenlet exists.
@@ -27,12 +25,12 @@ struct CallbackNode : internal::ReadyNode {
   absl::AnyInvocable<void()> fn;
 };
 
-struct YieldNode : internal::ReadyNode {
-  Hub* hub = nullptr;
-  Greenlet* greenlet = nullptr;
-};
-
 }  // namespace
+
+namespace internal {
+__thread Hub* tls_hub = nullptr;
+}  // namespace internal
+using internal::tls_hub;
 
 Hub::Hub(std::unique_ptr<Loop> owned, Loop* loop)
     : owned_loop_(std::move(owned)),
@@ -64,15 +62,13 @@ Hub::~Hub() {
     greenlet_.Switch();
   }
   foreign_async_.reset();
-  for (internal::ListHead<internal::ReadyNode>* list : {&batch_, &ready_}) {
-    while (internal::ReadyNode* node = list->PopFront()) {
-      if (node->run == &Hub::RunCallbackNode) delete static_cast<CallbackNode*>(node);
-    }
+  while (internal::ReadyNode* node = ready_.PopFront()) {
+    if (node->run == &Hub::RunCallbackNode) delete static_cast<CallbackNode*>(node);
   }
   if (loop_->is_default()) default_loop_taken.store(false);
 }
 
-Hub& GetHub() {
+Hub& internal::CreateHub() {
   if (tls_hub != nullptr) return *tls_hub;
   Greenlet::Current();  // Thread greenlet state first: see HubOwner().
   std::unique_ptr<Hub>& owner = HubOwner();
@@ -102,49 +98,18 @@ void DestroyHub() {
   tls_hub = nullptr;
 }
 
-void Hub::ThrowIfInHub(const char* operation) const {
-  if (InHub()) {
-    throw BlockingInHubError(std::string("gevent: ") + operation +
-                             " would block the hub: it was called from a loop callback on the "
-                             "hub greenlet; spawn a greenlet for blocking work");
-  }
+void internal::ThrowBlockingInHub(const char* operation) {
+  throw BlockingInHubError(std::string("gevent: ") + operation +
+                           " would block the hub: it was called from a loop callback on the "
+                           "hub greenlet; spawn a greenlet for blocking work");
 }
 
-const void* Hub::Park(std::initializer_list<const void*> keys) {
-  ThrowIfInHub("a blocking call");
-  ++stats_.switches_to_hub;
-  std::any value = greenlet_.Switch();
-  const void* key = wake_key_;
-  wake_key_ = nullptr;
-  if (!value.has_value() && key != nullptr) {
-    for (const void* k : keys) {
-      if (k == key) return key;
-    }
-  }
+void internal::ThrowInvalidSwitch(const std::any& value) {
   throw InvalidSwitchError(
       std::string("gevent: a parked greenlet was resumed by an unexpected switch (") +
       (value.has_value() ? std::string("carrying a value of type ") + value.type().name()
                          : std::string("not its own wake-up")) +
       "); only the hub may resume a parked greenlet");
-}
-
-void Hub::Resume(Greenlet* parked, const void* key) {
-  wake_key_ = key;
-  ++stats_.resumes;
-  parked->Switch();
-  if (exiting_) loop_->Break(BreakMode::kAll);
-}
-
-void Hub::ScheduleNode(internal::ReadyNode* node) {
-  if (node->queued()) return;
-  ready_.PushBack(node);
-  ++ready_count_;
-}
-
-void Hub::Unschedule(internal::ReadyNode* node) {
-  if (!node->queued()) return;
-  node->Unlink();
-  --ready_count_;
 }
 
 void Hub::Schedule(absl::AnyInvocable<void()> fn) {
@@ -157,27 +122,8 @@ void Hub::Schedule(absl::AnyInvocable<void()> fn) {
 
 void Hub::RunCallbackNode(internal::ReadyNode* node) {
   std::unique_ptr<CallbackNode> owned(static_cast<CallbackNode*>(node));
+  ++GetHub().stats_.callbacks_run;
   owned->fn();
-}
-
-void Hub::ResumeNode(internal::ReadyNode* node) {
-  auto* y = static_cast<YieldNode*>(node);
-  y->hub->Resume(y->greenlet, y);
-}
-
-void Hub::Yield() {
-  ThrowIfInHub("Sleep(0)");
-  YieldNode node;
-  node.run = &Hub::ResumeNode;
-  node.hub = this;
-  node.greenlet = Greenlet::Current();
-  ScheduleNode(&node);
-  try {
-    Park({&node});
-  } catch (...) {
-    Unschedule(&node);
-    throw;
-  }
 }
 
 void Hub::RunCallbackThreadSafe(absl::AnyInvocable<void()> fn) {
@@ -189,20 +135,25 @@ void Hub::RunCallbackThreadSafe(absl::AnyInvocable<void()> fn) {
   foreign_async_->Send();
 }
 
-void Hub::RunReadyBatch() {
-  // Entries queued while this batch runs wait for the next one.
-  ready_.SpliceToFrontOf(batch_);
-  while (!batch_.empty() && !exiting_) {
-    if (since_poll_ >= kPollEvery) {
-      batch_.SpliceToFrontOf(ready_);  // The rest runs after the I/O poll, still first.
-      return;
-    }
-    internal::ReadyNode* node = batch_.PopFront();
+// Runs ready entries in FIFO order until the queue is empty or kPollEvery entries ran since the
+// last poll. Entries queued meanwhile join the tail, behind everything already ready.
+void Hub::RunReady() {
+  while (since_poll_ < kPollEvery && !exiting_) {
+    internal::ReadyNode* node = ready_.PopFront();
+    if (node == nullptr) return;
     --ready_count_;
     ++since_poll_;
     ++stats_.ready_run;
     try {
-      node->run(node);
+      // A greenlet that is resumed here is in Park, waiting for this node's address; the node
+      // lives on its stack and is not touched after the switch.
+      if (node->resume != nullptr) {
+        resuming_ready_ = true;
+        Resume(node->resume, node);
+        resuming_ready_ = false;
+      } else {
+        node->run(node);
+      }
     } catch (...) {
       loop_->ReportError("callback", std::current_exception());
     }
@@ -212,7 +163,7 @@ void Hub::RunReadyBatch() {
 void Hub::RunForever() {
   while (!exiting_) {
     if (ready_count_ > 0) {
-      RunReadyBatch();
+      RunReady();
       if (ready_count_ == 0 || since_poll_ < kPollEvery) continue;
       since_poll_ = 0;
       ++stats_.polls;
@@ -262,12 +213,8 @@ bool Hub::Join(std::optional<absl::Duration> timeout) {
   return false;
 }
 
-void Sleep(absl::Duration duration) {
+void internal::SleepOnTimer(absl::Duration duration) {
   Hub& hub = GetHub();
-  if (duration <= absl::ZeroDuration()) {
-    hub.Yield();
-    return;
-  }
   hub.loop().UpdateNow();
   TimerWatcher timer(hub.loop(), duration, [] {});
   hub.Wait(timer);
@@ -292,11 +239,6 @@ void Waiter::Cancel() {
   error_ = nullptr;
 }
 
-void Waiter::Run(internal::ReadyNode* node) {
-  Waiter* self = static_cast<Node*>(node)->owner;
-  if (self->waiter_ != nullptr) self->hub_->Resume(self->waiter_, &self->node_);
-}
-
 bool Waiter::Get(std::optional<absl::Duration> timeout) {
   if (waiter_ != nullptr) {
     throw ConcurrentObjectUseError(
@@ -306,10 +248,12 @@ bool Waiter::Get(std::optional<absl::Duration> timeout) {
     Greenlet* self = Greenlet::Current();
     internal::WakeTimer timer(*hub_, self, timeout);
     waiter_ = self;
+    node_.resume = self;  // The node is queued only while `self` is parked below.
     struct Leave {
       Waiter* w;
       ~Leave() {
         w->waiter_ = nullptr;
+        w->node_.resume = nullptr;
         w->hub_->Unschedule(&w->node_);
       }
     } leave{this};

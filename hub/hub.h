@@ -11,10 +11,12 @@
 //   gevent::Sleep(absl::ZeroDuration());          // lets every other ready greenlet run first
 //
 // Scheduling. The hub keeps a FIFO ready queue of greenlets and callbacks (Schedule, Sleep(0),
-// Waiter::Wake). It runs the queue in batches; callbacks queued while a batch runs go to the next
-// batch. The loop is polled for I/O without blocking at least every kPollEvery ready entries and
-// whenever the queue empties, so ready greenlets that keep yielding cannot starve I/O, while a
-// yield costs two greenlet switches rather than a full loop iteration.
+// Waiter::Wake) and runs it in order; entries queued meanwhile join the tail. The loop is polled
+// for I/O without blocking at least every kPollEvery ready entries and whenever the queue
+// empties, so ready greenlets that keep yielding cannot starve I/O, while a yield costs two
+// greenlet switches rather than a full loop iteration. When a greenlet that the hub resumed from
+// the ready queue parks and the next entry resumes another greenlet, the parking greenlet
+// switches to that one directly: the same order the hub would give, one switch instead of two.
 //
 // LoopExit. When the queue is empty and the loop has no active watcher that keeps it alive,
 // nothing can ever wake a parked greenlet: the hub raises LoopExit ("would block forever") in the
@@ -82,18 +84,34 @@ class Hub;
 namespace internal {
 // ReadyNode: an entry of the hub's ready queue, intrusive so that queueing allocates nothing and
 // an entry can remove itself (its owner is destroyed, or its greenlet was resumed another way).
+// An entry either resumes `resume` (with the node's address as the wake key) or calls `run`.
 struct ReadyNode : ListLink {
   void (*run)(ReadyNode* self) = nullptr;
+  greenlet::Greenlet* resume = nullptr;
   bool queued() const { return linked(); }
 };
+
+// The calling thread's hub, or null; set by GetHub. A plain `__thread` pointer so that GetHub's
+// fast path is one load.
+extern __thread Hub* tls_hub;
+Hub& CreateHub();
+[[noreturn]] void ThrowBlockingInHub(const char* operation);
+[[noreturn]] void ThrowInvalidSwitch(const std::any& value);
 }  // namespace internal
 
 // HubStats: counters for the load generator and for diagnostics.
+// Every greenlet switch the hub makes or arranges is one of switches_to_hub, resumes and
+// direct_switches, so their sum is the thread's scheduling switch count.
 struct HubStats {
-  std::uint64_t switches_to_hub = 0;   // Parks: greenlet -> hub switches.
+  std::uint64_t switches_to_hub = 0;   // Parks that switched to the hub greenlet.
   std::uint64_t resumes = 0;           // Hub -> greenlet switches for wake-ups.
+  std::uint64_t direct_switches = 0;   // Parks that handed over straight to the next ready
+                                       // greenlet (see "Scheduling" above).
   std::uint64_t ready_run = 0;         // Ready-queue entries run.
   std::uint64_t polls = 0;             // Loop iterations entered by the hub.
+  std::uint64_t callbacks_run = 0;     // Scheduled callbacks (Schedule) run.
+
+  std::uint64_t switches() const { return switches_to_hub + resumes + direct_switches; }
 };
 
 class Hub {
@@ -131,6 +149,7 @@ class Hub {
   // Park switches to the hub until Resume(this greenlet, key) with one of `keys`, which it
   // returns. The building block of every wait: callers arrange for the wake-up first. Throws
   // BlockingInHubError on the hub greenlet and InvalidSwitchError if resumed any other way.
+  // Inline: it is on every wait's path.
   const void* Park(std::initializer_list<const void*> keys);
 
   // Resume switches from the hub into `parked`, which is in Park() expecting `key`. Hub only.
@@ -167,27 +186,31 @@ class Hub {
   std::size_t ready_count() const { return ready_count_; }
 
  private:
-  friend Hub& GetHub();
+  friend Hub& internal::CreateHub();
   friend class HubTestPeer;
   explicit Hub(std::unique_ptr<Loop> owned, Loop* loop);
 
+  std::any SwitchAway(greenlet::Greenlet* self);
   void RunForever();
-  void RunReadyBatch();
+  void RunReady();
   void RaiseLoopExit();
-  void ThrowIfInHub(const char* operation) const;
+  void ThrowIfInHub(const char* operation) const {
+    if (__builtin_expect(InHub(), 0)) internal::ThrowBlockingInHub(operation);
+  }
   static void RunCallbackNode(internal::ReadyNode* node);
-  static void ResumeNode(internal::ReadyNode* node);
 
   std::unique_ptr<Loop> owned_loop_;
   Loop* loop_;
   greenlet::Greenlet greenlet_;
   bool exiting_ = false;  // Set by ~Hub: the hub greenlet returns from its loop.
 
-  // Ready queue. `batch_` holds the batch being run.
+  // Ready queue.
   internal::ListHead<internal::ReadyNode> ready_;
-  internal::ListHead<internal::ReadyNode> batch_;
   std::size_t ready_count_ = 0;
   std::size_t since_poll_ = 0;
+  // True while the hub greenlet is suspended in RunReady's resume of a ready entry: a greenlet
+  // that parks may then run the next entry itself (SwitchAway).
+  bool resuming_ready_ = false;
 
   const void* wake_key_ = nullptr;
   greenlet::Greenlet* joiner_ = nullptr;
@@ -200,7 +223,11 @@ class Hub {
 };
 
 // GetHub returns the calling thread's hub, creating it on first use.
-Hub& GetHub();
+__attribute__((always_inline)) inline Hub& GetHub() {
+  Hub* hub = internal::tls_hub;
+  if (__builtin_expect(hub != nullptr, 1)) return *hub;
+  return internal::CreateHub();
+}
 
 // HubIfExists returns the calling thread's hub, or null if it has none yet.
 Hub* HubIfExists();
@@ -211,7 +238,16 @@ void DestroyHub();
 
 // Sleep parks the current greenlet for `duration` (the loop's time is refreshed first, so the
 // sleep is measured from now). A zero or negative duration yields: Hub::Yield.
-void Sleep(absl::Duration duration);
+namespace internal {
+void SleepOnTimer(absl::Duration duration);
+}  // namespace internal
+__attribute__((always_inline)) inline void Sleep(absl::Duration duration) {
+  if (duration <= absl::ZeroDuration()) {
+    GetHub().Yield();
+  } else {
+    internal::SleepOnTimer(duration);
+  }
+}
 
 // Wait runs the hub until no work is left (gevent.wait() with no objects): Hub::Join.
 bool Wait(std::optional<absl::Duration> timeout = std::nullopt);
@@ -221,10 +257,7 @@ bool Wait(std::optional<absl::Duration> timeout = std::nullopt);
 // or from a loop callback. Not copyable; hub thread only.
 class Waiter {
  public:
-  explicit Waiter(Hub& hub = GetHub()) : hub_(&hub) {
-    node_.run = &Waiter::Run;
-    node_.owner = this;
-  }
+  explicit Waiter(Hub& hub = GetHub()) : hub_(&hub) {}
   Waiter(const Waiter&) = delete;
   Waiter& operator=(const Waiter&) = delete;
   // ~Waiter cancels a wake-up that has not run yet.
@@ -250,13 +283,8 @@ class Waiter {
   bool waiting() const { return waiter_ != nullptr; }
 
  private:
-  struct Node : internal::ReadyNode {
-    Waiter* owner = nullptr;
-  };
-  static void Run(internal::ReadyNode* node);
-
   Hub* hub_;
-  Node node_;
+  internal::ReadyNode node_;  // Queued (resuming waiter_) only while waiter_ is parked in Get.
   greenlet::Greenlet* waiter_ = nullptr;
   bool woken_ = false;
   std::exception_ptr error_;
@@ -279,6 +307,74 @@ class WakeTimer {
 }  // namespace internal
 
 // ----- implementation -----
+
+// Park, Resume and Yield are inline: a yield is two greenlet switches, and every call level
+// around a switch costs as much as the queue work itself.
+// SwitchAway leaves the parking greenlet `self`: to the next ready greenlet when the hub would
+// resume it next anyway, otherwise to the hub. Returns the value of the switch that resumed self.
+__attribute__((always_inline)) inline std::any Hub::SwitchAway(greenlet::Greenlet* self) {
+  if (resuming_ready_ && since_poll_ < kPollEvery && !exiting_) {
+    internal::ReadyNode* next = ready_.front();
+    if (next != nullptr && next->resume != nullptr) {
+      next->Unlink();
+      --ready_count_;
+      ++since_poll_;
+      ++stats_.ready_run;
+      wake_key_ = next;
+      if (next->resume == self) return {};  // Its own entry was next: nothing else is ready.
+      ++stats_.direct_switches;
+      return next->resume->Switch();
+    }
+  }
+  ++stats_.switches_to_hub;
+  return greenlet_.Switch();
+}
+
+__attribute__((always_inline)) inline const void* Hub::Park(std::initializer_list<const void*> keys) {
+  greenlet::Greenlet* self = greenlet::Greenlet::Current();
+  if (__builtin_expect(self == &greenlet_, 0)) internal::ThrowBlockingInHub("a blocking call");
+  std::any value = SwitchAway(self);
+  const void* key = wake_key_;
+  wake_key_ = nullptr;
+  if (__builtin_expect(!value.has_value() && key != nullptr, 1)) {
+    for (const void* k : keys) {
+      if (k == key) return key;
+    }
+  }
+  internal::ThrowInvalidSwitch(value);
+}
+
+__attribute__((always_inline)) inline void Hub::Resume(greenlet::Greenlet* parked, const void* key) {
+  wake_key_ = key;
+  ++stats_.resumes;
+  parked->Switch();
+  if (__builtin_expect(exiting_, 0)) loop_->Break(BreakMode::kAll);
+}
+
+inline void Hub::ScheduleNode(internal::ReadyNode* node) {
+  if (node->queued()) return;
+  ready_.PushBack(node);
+  ++ready_count_;
+}
+
+inline void Hub::Unschedule(internal::ReadyNode* node) {
+  if (!node->queued()) return;
+  node->Unlink();
+  --ready_count_;
+}
+
+__attribute__((always_inline)) inline void Hub::Yield() {
+  ThrowIfInHub("Sleep(0)");
+  struct Entry : internal::ReadyNode {
+    Hub* hub;
+    // A throw into the parked greenlet (a kill) leaves the entry queued: take it out.
+    ~Entry() { hub->Unschedule(this); }
+  } entry;
+  entry.hub = this;
+  entry.resume = greenlet::Greenlet::Current();
+  ScheduleNode(&entry);
+  Park({&entry});
+}
 
 template <typename WatcherT>
 bool Hub::Wait(WatcherT& watcher, std::optional<absl::Duration> timeout) {

@@ -19,7 +19,8 @@ namespace {
 using greenlet::Greenlet;
 
 // Runs `fns` as greenlets parented to the hub until the hub has no work left, then cleans up.
-void RunOnHub(std::vector<std::function<void()>> fns) {
+// Reports the hub's greenlet switches per benchmark item.
+void RunOnHub(benchmark::State& state, std::vector<std::function<void()>> fns) {
   gevent::Hub& hub = gevent::GetHub();
   std::vector<std::unique_ptr<Greenlet>> gs;
   for (auto& fn : fns) {
@@ -28,6 +29,8 @@ void RunOnHub(std::vector<std::function<void()>> fns) {
     hub.Schedule([g] { g->Switch(); });
   }
   gevent::Wait();
+  state.counters["switches_per_item"] = benchmark::Counter(
+      static_cast<double>(hub.stats().switches()) / static_cast<double>(state.iterations()));
   gs.clear();
   gevent::DestroyHub();
 }
@@ -35,7 +38,7 @@ void RunOnHub(std::vector<std::function<void()>> fns) {
 // Two greenlets yielding to each other through the hub's ready queue; per yield.
 void BM_SleepZero(benchmark::State& state) {
   bool done = false;
-  RunOnHub({[&] {
+  RunOnHub(state, {[&] {
               while (state.KeepRunningBatch(2)) gevent::Sleep(absl::ZeroDuration());
               done = true;
             },
@@ -51,7 +54,7 @@ void BM_EventPingPong(benchmark::State& state) {
   gevent::Event ping;
   gevent::Event pong;
   bool done = false;
-  RunOnHub({[&] {
+  RunOnHub(state, {[&] {
               while (state.KeepRunningBatch(2)) {
                 ping.Set();
                 pong.Wait();
@@ -75,7 +78,7 @@ BENCHMARK(BM_EventPingPong);
 // A producer and a consumer greenlet through a Queue of maxsize 1; per item.
 void BM_QueuePutGet(benchmark::State& state) {
   gevent::Queue<int> q(1);
-  RunOnHub({[&] {
+  RunOnHub(state, {[&] {
               int i = 0;
               for (auto _ : state) {
                 if (!q.Put(i++).ok()) state.SkipWithError("put failed");

@@ -290,6 +290,86 @@ TEST_F(HubTest, ManyYieldingGreenletsDoNotStarveIo) {
   EXPECT_LE(yields, static_cast<int>(4 * Hub::kPollEvery));
 }
 
+TEST_F(HubTest, TwoYieldingGreenletsDoNotStarveIo) {
+  // Two yielders hand over to each other directly; the hub must still poll every kPollEvery.
+  testutil::TestPipe pipe;
+  Hub& hub = GetHub();
+  bool stop = false;
+  int yields = 0;
+  for (int i = 0; i < 2; ++i) {
+    Start([&] {
+      while (!stop) {
+        ++yields;
+        Sleep(absl::ZeroDuration());
+      }
+    });
+  }
+  Start([&] {
+    IoWatcher io(hub.loop(), pipe.read_fd, EV_READ, [](int) {});
+    hub.Wait(io);
+    stop = true;
+  });
+  ASSERT_EQ(write(pipe.write_fd, "x", 1), 1);
+  EXPECT_TRUE(Wait());
+  EXPECT_LE(yields, static_cast<int>(4 * Hub::kPollEvery));
+}
+
+TEST_F(HubTest, DirectHandOffKeepsTheReadyQueueOrder) {
+  // A callback queued between greenlet wake-ups runs in its place in the queue, even when the
+  // greenlets around it hand over to each other without the hub.
+  Hub& hub = GetHub();
+  std::string log;
+  const HubStats before = hub.stats();
+  Start([&] {
+    log += "A1 ";
+    hub.Schedule([&] { log += "cb "; });
+    Sleep(absl::ZeroDuration());
+    log += "A2 ";
+    Sleep(absl::ZeroDuration());
+    log += "A3 ";
+  });
+  for (const char* name : {"B", "C"}) {
+    Start([&log, name] {
+      for (int i = 1; i <= 3; ++i) {
+        log += std::string(name) + std::to_string(i) + " ";
+        if (i < 3) Sleep(absl::ZeroDuration());
+      }
+    });
+  }
+  EXPECT_TRUE(Wait());
+  EXPECT_EQ(log, "A1 B1 C1 cb A2 B2 C2 A3 B3 C3 ");
+  EXPECT_GT(hub.stats().direct_switches, before.direct_switches);
+}
+
+TEST_F(HubTest, ALoneYielderResumesWithoutASwitch) {
+  // Its own wake-up is the next ready entry: the yield returns at once, still counted as run.
+  Hub& hub = GetHub();
+  std::uint64_t switches_during_yields = 0;
+  Start([&] {
+    Sleep(absl::ZeroDuration());  // Now resumed from the ready queue.
+    const std::uint64_t before = hub.stats().switches();
+    for (int i = 0; i < 10; ++i) Sleep(absl::ZeroDuration());
+    switches_during_yields = hub.stats().switches() - before;
+  });
+  EXPECT_TRUE(Wait());
+  // At most the I/O polls forced by kPollEvery cost a switch to the hub and back.
+  EXPECT_LE(switches_during_yields, 2u);
+}
+
+TEST_F(HubTest, StatsSwitchesAreTheSumOfTheirKinds) {
+  Hub& hub = GetHub();
+  for (int i = 0; i < 3; ++i) {
+    Start([] {
+      for (int j = 0; j < 5; ++j) Sleep(absl::ZeroDuration());
+    });
+  }
+  EXPECT_TRUE(Wait());
+  const HubStats& s = hub.stats();
+  EXPECT_EQ(s.switches(), s.switches_to_hub + s.resumes + s.direct_switches);
+  EXPECT_GT(s.direct_switches, 0u);
+  EXPECT_GE(s.callbacks_run, 3u);  // The three starts.
+}
+
 TEST_F(HubTest, StatsCountParksAndResumes) {
   Hub& hub = GetHub();
   const HubStats before = hub.stats();

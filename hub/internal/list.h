@@ -52,18 +52,6 @@ class ListHead {
     return node;
   }
 
-  // SpliceToFrontOf moves every node of this list to the front of `to`, in order.
-  void SpliceToFrontOf(ListHead& to) {
-    if (empty()) return;
-    ListLink* first = sentinel_.next;
-    ListLink* last = sentinel_.prev;
-    last->next = to.sentinel_.next;
-    to.sentinel_.next->prev = last;
-    to.sentinel_.next = first;
-    first->prev = &to.sentinel_;
-    sentinel_.prev = sentinel_.next = &sentinel_;
-  }
-
  private:
   ListLink sentinel_;
 };

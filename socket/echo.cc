@@ -1,0 +1,113 @@
+#include "socket/echo.h"
+
+#include <memory>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace gevent {
+namespace {
+
+// Bytes are published to the shared counter in chunks: one atomic add per message would make
+// the threads of a multi-threaded server fight over its cache line.
+constexpr uint64_t kPublishBytesEvery = 256 * 1024;
+
+struct ByteCounter {
+  EchoStats* stats;
+  uint64_t pending = 0;
+  void Add(uint64_t n) {
+    pending += n;
+    if (pending >= kPublishBytesEvery) Flush();
+  }
+  void Flush() {
+    if (stats != nullptr && pending != 0) {
+      stats->bytes.fetch_add(pending, std::memory_order_relaxed);
+    }
+    pending = 0;
+  }
+  ~ByteCounter() { Flush(); }  // Also when the handler is killed.
+};
+
+}  // namespace
+
+EchoStatsSnapshot EchoStats::Snapshot() const {
+  EchoStatsSnapshot s;
+  s.connections = connections.load(std::memory_order_relaxed);
+  s.bytes = bytes.load(std::memory_order_relaxed);
+  s.errors = errors.load(std::memory_order_relaxed);
+  return s;
+}
+
+absl::Status EchoConnection(Socket& connection, EchoStats* stats, const EchoOptions& options) {
+  if (options.buffer_size == 0) {
+    return absl::InvalidArgumentError("gevent::EchoConnection: buffer_size must be > 0");
+  }
+  if (stats != nullptr) stats->connections.fetch_add(1, std::memory_order_relaxed);
+  // The whole of what the server holds for this client: read no more until it is sent back.
+  std::unique_ptr<char[]> buffer(new char[options.buffer_size]);
+  ByteCounter counted{stats};
+  for (;;) {
+    absl::StatusOr<size_t> n = connection.RecvInto(absl::MakeSpan(buffer.get(), options.buffer_size));
+    if (!n.ok()) {
+      if (stats != nullptr) stats->errors.fetch_add(1, std::memory_order_relaxed);
+      return n.status();
+    }
+    // End of stream (a close or a half-close): everything read was already echoed.
+    if (*n == 0) return absl::OkStatus();
+    absl::Status sent = connection.SendAll(absl::string_view(buffer.get(), *n));
+    if (!sent.ok()) {
+      if (stats != nullptr) stats->errors.fetch_add(1, std::memory_order_relaxed);
+      return sent;
+    }
+    counted.Add(*n);
+  }
+}
+
+StreamHandler MakeEchoHandler(std::shared_ptr<EchoStats> stats, EchoOptions options) {
+  return [stats = std::move(stats), options](Socket connection, const SocketAddress&) {
+    (void)EchoConnection(connection, stats.get(), options);
+  };
+}
+
+EchoServer::EchoServer(EchoServerOptions options)
+    : options_(std::move(options)), stats_(std::make_shared<EchoStats>()) {}
+
+EchoServer::~EchoServer() { Stop(absl::ZeroDuration()); }
+
+absl::Status EchoServer::Start() {
+  if (server_ != nullptr) {
+    return absl::FailedPreconditionError("gevent::EchoServer::Start: already started");
+  }
+  absl::StatusOr<SocketAddress> address = SocketAddress::FromIp(options_.host, options_.port);
+  if (!address.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("gevent::EchoServer::Start: ", address.status().message()));
+  }
+  if (options_.threads == 0) {
+    return absl::InvalidArgumentError("gevent::EchoServer::Start: threads must be >= 1");
+  }
+  StreamServerOptions server_options;
+  server_options.backlog = options_.backlog;
+  server_options.pool_size = options_.pool_size;
+  server_options.stack = options_.stack;
+  server_options.no_delay = true;
+  server_ = std::make_unique<MultiThreadServer>(
+      *address, MakeEchoHandler(stats_, options_.echo), options_.threads, server_options);
+  return server_->Start();
+}
+
+void EchoServer::Stop(absl::Duration grace) {
+  if (server_ != nullptr) server_->Stop(grace);
+}
+
+uint16_t EchoServer::port() const { return server_ != nullptr ? server_->port() : 0; }
+
+SocketAddress EchoServer::address() const {
+  return server_ != nullptr ? server_->address() : SocketAddress();
+}
+
+ServerStats EchoServer::server_stats() const {
+  return server_ != nullptr ? server_->stats() : ServerStats();
+}
+
+}  // namespace gevent

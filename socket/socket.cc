@@ -1,0 +1,980 @@
+#include "socket/socket.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <utility>
+
+#include "absl/base/optimization.h"
+#include "absl/strings/cord.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
+#include "core/watchers.h"
+#include "greenlet/greenlet.h"
+#include "hub/hub.h"
+#include "hub/threadpool.h"
+
+namespace gevent {
+namespace {
+
+constexpr absl::string_view kErrnoPayload = "gevent.socket.errno";
+
+const char* ErrnoName(int err) {
+  switch (err) {
+    case EAGAIN: return "EAGAIN";
+    case EBADF: return "EBADF";
+    case ECONNREFUSED: return "ECONNREFUSED";
+    case ECONNRESET: return "ECONNRESET";
+    case ECONNABORTED: return "ECONNABORTED";
+    case EPIPE: return "EPIPE";
+    case ETIMEDOUT: return "ETIMEDOUT";
+    case EINPROGRESS: return "EINPROGRESS";
+    case EALREADY: return "EALREADY";
+    case EISCONN: return "EISCONN";
+    case ENOTCONN: return "ENOTCONN";
+    case EADDRINUSE: return "EADDRINUSE";
+    case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
+    case EAFNOSUPPORT: return "EAFNOSUPPORT";
+    case ENETUNREACH: return "ENETUNREACH";
+    case EHOSTUNREACH: return "EHOSTUNREACH";
+    case ENETDOWN: return "ENETDOWN";
+    case EMFILE: return "EMFILE";
+    case ENFILE: return "ENFILE";
+    case ENOBUFS: return "ENOBUFS";
+    case ENOMEM: return "ENOMEM";
+    case EINVAL: return "EINVAL";
+    case EACCES: return "EACCES";
+    case EPERM: return "EPERM";
+    case ENOENT: return "ENOENT";
+    case ENOTSOCK: return "ENOTSOCK";
+    case EOPNOTSUPP: return "EOPNOTSUPP";
+    case EPROTONOSUPPORT: return "EPROTONOSUPPORT";
+    case EPROTOTYPE: return "EPROTOTYPE";
+    case EMSGSIZE: return "EMSGSIZE";
+    case EDESTADDRREQ: return "EDESTADDRREQ";
+    case ENOPROTOOPT: return "ENOPROTOOPT";
+    case EINTR: return "EINTR";
+    case EFAULT: return "EFAULT";
+    case ENAMETOOLONG: return "ENAMETOOLONG";
+    case ENOTDIR: return "ENOTDIR";
+    case EROFS: return "EROFS";
+    case EISDIR: return "EISDIR";
+    default: return "errno";
+  }
+}
+
+absl::StatusCode CodeForErrno(int err) {
+  switch (err) {
+    case EAGAIN:
+    case ETIMEDOUT:
+      return absl::StatusCode::kDeadlineExceeded;
+    case ECONNREFUSED:
+    case ECONNRESET:
+    case ECONNABORTED:
+    case EPIPE:
+    case ENETUNREACH:
+    case EHOSTUNREACH:
+    case ENETDOWN:
+    case ENOTCONN:
+      return absl::StatusCode::kUnavailable;
+    case EMFILE:
+    case ENFILE:
+    case ENOBUFS:
+    case ENOMEM:
+      return absl::StatusCode::kResourceExhausted;
+    case EADDRINUSE:
+    case EISCONN:
+    case EALREADY:
+      return absl::StatusCode::kAlreadyExists;
+    case EINVAL:
+    case EAFNOSUPPORT:
+    case EADDRNOTAVAIL:
+    case ENOTSOCK:
+    case EPROTONOSUPPORT:
+    case EPROTOTYPE:
+    case EOPNOTSUPP:
+    case EMSGSIZE:
+    case EDESTADDRREQ:
+    case ENOPROTOOPT:
+    case EFAULT:
+    case ENAMETOOLONG:
+      return absl::StatusCode::kInvalidArgument;
+    case EBADF:
+      return absl::StatusCode::kFailedPrecondition;
+    case EACCES:
+    case EPERM:
+      return absl::StatusCode::kPermissionDenied;
+    case ENOENT:
+    case ENOTDIR:
+      return absl::StatusCode::kNotFound;
+    default:
+      return absl::StatusCode::kUnknown;
+  }
+}
+
+std::string ErrnoText(int err) {
+  char buf[256];
+  // GNU strerror_r returns a pointer that may or may not be `buf`.
+  const char* text = strerror_r(err, buf, sizeof buf);
+  return absl::StrCat(text, " [", ErrnoName(err), "]");
+}
+
+// MakeError: "<operation> <where>: <errno text> [<ERRNO>]", with the errno attached.
+ABSL_ATTRIBUTE_NOINLINE absl::Status MakeError(absl::string_view operation,
+                                               absl::string_view where, int err,
+                                               absl::string_view extra = "") {
+  std::string message = absl::StrCat(operation, where.empty() ? "" : " ", where, ": ",
+                                     extra, ErrnoText(err));
+  absl::Status status(CodeForErrno(err), message);
+  status.SetPayload(kErrnoPayload, absl::Cord(std::to_string(err)));
+  return status;
+}
+
+std::string OpName(const char* operation) { return absl::StrCat("gevent::Socket::", operation); }
+
+absl::Status ClosedError(const char* operation) {
+  return MakeError(OpName(operation), "", EBADF, "the socket is closed: ");
+}
+
+ABSL_ATTRIBUTE_NOINLINE absl::Status ClosedWhileWaiting(const char* operation, int fd) {
+  return MakeError(OpName(operation), absl::StrCat("(fd ", fd, ")"), EBADF,
+                   "File descriptor was closed in another greenlet: ");
+}
+
+ABSL_ATTRIBUTE_NOINLINE absl::Status TimedOut(const char* operation, const std::string& where,
+                                              std::optional<absl::Duration> timeout) {
+  absl::Status status = absl::DeadlineExceededError(absl::StrCat(
+      OpName(operation), where.empty() ? "" : " ", where, ": timed out after ",
+      absl::FormatDuration(timeout.value_or(absl::ZeroDuration())),
+      timeout.has_value() && *timeout <= absl::ZeroDuration() ? " (non-blocking: would block)"
+                                                              : ""));
+  status.SetPayload(kErrnoPayload, absl::Cord(std::to_string(ETIMEDOUT)));
+  return status;
+}
+
+absl::Status SetNonBlockingCloexec(int fd) {
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+    return MakeError("gevent::Socket::Adopt", absl::StrCat("(fd ", fd, ")"), errno);
+  }
+  int fdfl = fcntl(fd, F_GETFD);
+  if (fdfl < 0 || fcntl(fd, F_SETFD, fdfl | FD_CLOEXEC) < 0) {
+    return MakeError("gevent::Socket::Adopt", absl::StrCat("(fd ", fd, ")"), errno);
+  }
+  return absl::OkStatus();
+}
+
+std::string AddressOfFd(int fd, bool peer) {
+  SocketAddress a;
+  socklen_t len = SocketAddress::capacity();
+  int rc = peer ? getpeername(fd, a.mutable_sockaddr(), &len)
+                : getsockname(fd, a.mutable_sockaddr(), &len);
+  if (rc != 0) return "";
+  a.set_size(len);
+  return a.ToString();
+}
+
+}  // namespace
+
+// ----- SocketAddress -----
+
+bool operator==(const SocketAddress& a, const SocketAddress& b) {
+  return a.len_ == b.len_ && std::memcmp(&a.storage_, &b.storage_, a.len_) == 0;
+}
+
+SocketAddress SocketAddress::FromSockaddr(const sockaddr* addr, socklen_t len) {
+  SocketAddress a;
+  if (addr == nullptr || len > capacity()) return a;
+  std::memcpy(&a.storage_, addr, len);
+  a.len_ = len;
+  return a;
+}
+
+absl::StatusOr<SocketAddress> SocketAddress::FromIp(absl::string_view ip, uint16_t port) {
+  std::string text(ip);
+  SocketAddress a;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&a.storage_);
+  if (inet_pton(AF_INET, text.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(port);
+    a.len_ = sizeof(sockaddr_in);
+    return a;
+  }
+  a = SocketAddress();
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&a.storage_);
+  if (inet_pton(AF_INET6, text.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(port);
+    a.len_ = sizeof(sockaddr_in6);
+    return a;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("gevent::SocketAddress: \"", ip, "\" is not a numeric IPv4 or IPv6 address"));
+}
+
+SocketAddress SocketAddress::Loopback(uint16_t port, int family) {
+  return *FromIp(family == AF_INET6 ? "::1" : "127.0.0.1", port);
+}
+
+SocketAddress SocketAddress::Any(uint16_t port, int family) {
+  return *FromIp(family == AF_INET6 ? "::" : "0.0.0.0", port);
+}
+
+absl::StatusOr<SocketAddress> SocketAddress::Unix(absl::string_view path) {
+  SocketAddress a;
+  auto* un = reinterpret_cast<sockaddr_un*>(&a.storage_);
+  if (path.empty()) {
+    return absl::InvalidArgumentError("gevent::SocketAddress: empty Unix socket path");
+  }
+  if (path.size() > sizeof(un->sun_path) - (path[0] == '@' ? 0 : 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("gevent::SocketAddress: Unix socket path \"", path, "\" is too long (",
+                     path.size(), " bytes, at most ", sizeof(un->sun_path) - 1, ")"));
+  }
+  un->sun_family = AF_UNIX;
+  std::memcpy(un->sun_path, path.data(), path.size());
+  if (path[0] == '@') {
+    un->sun_path[0] = '\0';  // Linux abstract namespace: the length counts, no terminator.
+    a.len_ = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size());
+  } else {
+    a.len_ = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
+  }
+  return a;
+}
+
+absl::StatusOr<SocketAddress> SocketAddress::Parse(absl::string_view text) {
+  auto bad = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("gevent::SocketAddress::Parse(\"", text, "\"): ", why));
+  };
+  if (text.empty()) return bad("empty address");
+  if (absl::StartsWith(text, "unix:")) return Unix(text.substr(5));
+  if (text[0] == '/' || text[0] == '@' || absl::StartsWith(text, "./")) return Unix(text);
+
+  absl::string_view host;
+  absl::string_view port_text;
+  if (text[0] == '[') {
+    size_t close = text.find(']');
+    if (close == absl::string_view::npos) return bad("missing ']' after an IPv6 address");
+    host = text.substr(1, close - 1);
+    absl::string_view rest = text.substr(close + 1);
+    if (rest.empty() || rest[0] != ':') return bad("expected \":port\" after ']'");
+    port_text = rest.substr(1);
+    if (host.find(':') == absl::string_view::npos) return bad("brackets hold an IPv6 address");
+  } else {
+    size_t colon = text.rfind(':');
+    if (colon == absl::string_view::npos) return bad("expected host:port");
+    host = text.substr(0, colon);
+    port_text = text.substr(colon + 1);
+    if (host.find(':') != absl::string_view::npos) {
+      return bad("an IPv6 address needs brackets: [addr]:port");
+    }
+    if (host.empty() || host == "*") host = "0.0.0.0";
+  }
+  if (port_text.empty()) return bad("missing port");
+  uint32_t port = 0;
+  if (!std::all_of(port_text.begin(), port_text.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+      !absl::SimpleAtoi(port_text, &port) || port > 65535) {
+    return bad(absl::StrCat("bad port \"", port_text, "\" (expected 0..65535)"));
+  }
+  absl::StatusOr<SocketAddress> a = FromIp(host, static_cast<uint16_t>(port));
+  if (!a.ok()) {
+    return bad(absl::StrCat("\"", host,
+                            "\" is not a numeric IP address (host names are resolved by "
+                            "gevent::Resolve / CreateConnection)"));
+  }
+  return a;
+}
+
+uint16_t SocketAddress::port() const {
+  switch (family()) {
+    case AF_INET:
+      return ntohs(reinterpret_cast<const sockaddr_in*>(&storage_)->sin_port);
+    case AF_INET6:
+      return ntohs(reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_port);
+    default:
+      return 0;
+  }
+}
+
+SocketAddress SocketAddress::WithPort(uint16_t port) const {
+  SocketAddress a = *this;
+  if (family() == AF_INET) {
+    reinterpret_cast<sockaddr_in*>(&a.storage_)->sin_port = htons(port);
+  } else if (family() == AF_INET6) {
+    reinterpret_cast<sockaddr_in6*>(&a.storage_)->sin6_port = htons(port);
+  }
+  return a;
+}
+
+std::string SocketAddress::ip() const {
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (family() == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&storage_)->sin_addr, buf,
+              sizeof buf);
+    return buf;
+  }
+  if (family() == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_addr, buf,
+              sizeof buf);
+    return buf;
+  }
+  return "";
+}
+
+std::string SocketAddress::ToString() const {
+  switch (family()) {
+    case AF_INET:
+      return absl::StrCat(ip(), ":", port());
+    case AF_INET6:
+      return absl::StrCat("[", ip(), "]:", port());
+    case AF_UNIX: {
+      const auto* un = reinterpret_cast<const sockaddr_un*>(&storage_);
+      const size_t path_len = len_ > offsetof(sockaddr_un, sun_path)
+                                  ? len_ - offsetof(sockaddr_un, sun_path)
+                                  : 0;
+      if (path_len == 0) return "unix:(unnamed)";
+      if (un->sun_path[0] == '\0') {
+        return absl::StrCat("@", absl::string_view(un->sun_path + 1, path_len - 1));
+      }
+      return std::string(un->sun_path, strnlen(un->sun_path, path_len));
+    }
+    default:
+      return "(empty)";
+  }
+}
+
+std::optional<int> SocketErrno(const absl::Status& status) {
+  absl::optional<absl::Cord> payload = status.GetPayload(kErrnoPayload);
+  if (!payload.has_value()) return std::nullopt;
+  int err = 0;
+  if (!absl::SimpleAtoi(std::string(*payload), &err)) return std::nullopt;
+  return err;
+}
+
+// ----- Socket internals -----
+
+// WaitNode: a parked greenlet's entry, on its own stack. Close() marks it closed and queues it on
+// the hub to resume the greenlet; from then on the parked side never touches the socket.
+struct Socket::WaitNode : internal::ReadyNode {
+  Hub* hub = nullptr;
+  greenlet::Greenlet* greenlet = nullptr;
+  bool closed = false;
+
+  static void RunCancel(internal::ReadyNode* node) {
+    auto* self = static_cast<WaitNode*>(node);
+    self->hub->Resume(self->greenlet, self);
+  }
+};
+
+// Direction: the read or the write side — its io watcher, its timeout timer and its waiter. The
+// callbacks capture only `this` (stays in AnyInvocable's inline storage) and are set once.
+struct Socket::Direction {
+  Direction(Hub& h, int fd, int events)
+      : hub(&h),
+        io(h.loop(), fd, events, [this](int) { hub->Resume(waiting->greenlet, &io); }),
+        timer(h.loop(), absl::ZeroDuration(), [this] { hub->Resume(waiting->greenlet, &timer); }) {}
+
+  Hub* hub;
+  IoWatcher io;
+  TimerWatcher timer;
+  WaitNode* waiting = nullptr;
+};
+
+struct Socket::State {
+  State(Hub& h, int fd_in, int family_in, int type_in)
+      : hub(&h),
+        fd(fd_in),
+        family(family_in),
+        type(type_in),
+        read(h, fd_in, EV_READ),
+        write(h, fd_in, EV_WRITE) {}
+
+  Hub* hub;
+  int fd;
+  int family;
+  int type;
+  std::optional<absl::Duration> timeout;
+  Direction read;
+  Direction write;
+};
+
+Socket::Socket() noexcept = default;
+Socket::Socket(std::unique_ptr<State> state) : state_(std::move(state)) {}
+Socket::Socket(Socket&& other) noexcept = default;
+
+Socket& Socket::operator=(Socket&& other) noexcept {
+  if (this != &other) {
+    (void)Close();
+    state_ = std::move(other.state_);
+  }
+  return *this;
+}
+
+Socket::~Socket() { (void)Close(); }
+
+int Socket::fd() const { return state_ ? state_->fd : -1; }
+int Socket::family() const { return state_ ? state_->family : 0; }
+int Socket::type() const { return state_ ? state_->type : 0; }
+
+void Socket::SetTimeout(std::optional<absl::Duration> timeout) {
+  if (state_) state_->timeout = timeout;
+}
+
+std::optional<absl::Duration> Socket::timeout() const {
+  return state_ ? state_->timeout : std::nullopt;
+}
+
+absl::StatusOr<Socket> Socket::FromFd(int fd, int family, int type) {
+  // The watchers are built here, so every socket costs one allocation, at creation only.
+  return Socket(std::make_unique<State>(GetHub(), fd, family, type));
+}
+
+absl::StatusOr<Socket> Socket::Create(int family, int type, int protocol) {
+  int fd = ::socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
+  if (fd < 0) {
+    return MakeError("gevent::Socket::Create",
+                     absl::StrCat("(family ", family, ", type ", type, ")"), errno);
+  }
+  return FromFd(fd, family, type);
+}
+
+absl::StatusOr<Socket> Socket::Adopt(int fd) {
+  if (fd < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("gevent::Socket::Adopt: fd must be >= 0, got ", fd));
+  }
+  int type = 0;
+  socklen_t len = sizeof type;
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0) {
+    return MakeError("gevent::Socket::Adopt", absl::StrCat("(fd ", fd, ")"), errno,
+                     "not a socket: ");
+  }
+  SocketAddress local;
+  socklen_t alen = SocketAddress::capacity();
+  if (getsockname(fd, local.mutable_sockaddr(), &alen) != 0) {
+    return MakeError("gevent::Socket::Adopt", absl::StrCat("(fd ", fd, ")"), errno);
+  }
+  if (absl::Status s = SetNonBlockingCloexec(fd); !s.ok()) return s;
+  return FromFd(fd, local.family(), type);
+}
+
+absl::StatusOr<std::pair<Socket, Socket>> Socket::Pair(int type, int family) {
+  int fds[2];
+  if (socketpair(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) != 0) {
+    return MakeError("gevent::Socket::Pair", "", errno);
+  }
+  absl::StatusOr<Socket> a = FromFd(fds[0], family, type);
+  absl::StatusOr<Socket> b = FromFd(fds[1], family, type);
+  return std::make_pair(std::move(*a), std::move(*b));
+}
+
+absl::Status Socket::Error(const char* operation, int err) const {
+  if (!state_) return ClosedError(operation);
+  std::string where = AddressOfFd(state_->fd, /*peer=*/true);
+  if (where.empty()) where = AddressOfFd(state_->fd, /*peer=*/false);
+  return MakeError(OpName(operation), absl::StrCat(where, where.empty() ? "" : " ", "(fd ",
+                                                   state_->fd, ")"),
+                   err);
+}
+
+absl::Status Socket::Error(const char* operation, int err, const SocketAddress& address) const {
+  return MakeError(OpName(operation),
+                   absl::StrCat(address.ToString(), " (fd ", state_ ? state_->fd : -1, ")"), err);
+}
+
+Socket::WaitResult Socket::WaitIo(Direction& d, std::optional<absl::Time>* deadline,
+                                  std::optional<absl::Duration> timeout, const char* operation) {
+  Hub& hub = *state_->hub;
+  if (ABSL_PREDICT_FALSE(d.waiting != nullptr)) {
+    throw ConcurrentObjectUseError(absl::StrCat(
+        OpName(operation), ": another greenlet is already waiting to ",
+        &d == &state_->read ? "read from" : "write to", " this socket (fd ", state_->fd,
+        "); one socket may have one reader and one writer at a time"));
+  }
+  if (ABSL_PREDICT_FALSE(&hub != HubIfExists())) {
+    throw std::logic_error(absl::StrCat(OpName(operation), ": socket fd ", state_->fd,
+                                        " belongs to another thread's hub"));
+  }
+  std::optional<absl::Duration> remaining;
+  if (timeout.has_value()) {
+    hub.loop().UpdateNow();
+    if (!deadline->has_value()) *deadline = hub.loop().Now() + *timeout;
+    remaining = **deadline - hub.loop().Now();
+    if (*remaining <= absl::ZeroDuration()) return WaitResult::kTimedOut;
+  }
+  WaitNode node;
+  node.run = &WaitNode::RunCancel;
+  node.hub = &hub;
+  node.greenlet = greenlet::Greenlet::Current();
+  d.waiting = &node;
+  d.io.Start();
+  if (remaining.has_value()) d.timer.Start(*remaining);
+  const void* key;
+  try {
+    key = hub.Park({&d.io, &d.timer, &node});
+  } catch (...) {
+    // Killed, timed out by a gevent::Timeout, or parked on the hub greenlet.
+    hub.Unschedule(&node);
+    if (!node.closed) {
+      d.io.Stop();
+      d.timer.Stop();
+      d.waiting = nullptr;
+    }
+    throw;
+  }
+  if (key == &node) return WaitResult::kClosed;  // The socket may be gone: touch nothing.
+  d.io.Stop();
+  d.timer.Stop();
+  d.waiting = nullptr;
+  return key == &d.io ? WaitResult::kReady : WaitResult::kTimedOut;
+}
+
+absl::Status Socket::WaitOrError(Direction& d, std::optional<absl::Time>* deadline,
+                                 std::optional<absl::Duration> timeout, const char* operation) {
+  const int fd = state_->fd;
+  switch (WaitIo(d, deadline, timeout, operation)) {
+    case WaitResult::kReady:
+      return absl::OkStatus();
+    case WaitResult::kClosed:
+      return ClosedWhileWaiting(operation, fd);
+    case WaitResult::kTimedOut:
+      break;
+  }
+  std::string where = AddressOfFd(fd, /*peer=*/true);
+  return TimedOut(operation, where.empty() ? absl::StrCat("(fd ", fd, ")")
+                                           : absl::StrCat(where, " (fd ", fd, ")"),
+                  timeout);
+}
+
+void Socket::WakeWaiters() {
+  for (Direction* d : {&state_->read, &state_->write}) {
+    d->io.Stop();
+    d->timer.Stop();
+    if (d->waiting != nullptr) {
+      d->waiting->closed = true;
+      state_->hub->ScheduleNode(d->waiting);
+      d->waiting = nullptr;
+    }
+  }
+}
+
+absl::Status Socket::Close() {
+  if (!state_) return absl::OkStatus();
+  WakeWaiters();
+  const int fd = state_->fd;
+  state_.reset();
+  if (::close(fd) != 0 && errno != EINTR) {
+    return MakeError("gevent::Socket::Close", absl::StrCat("(fd ", fd, ")"), errno);
+  }
+  return absl::OkStatus();
+}
+
+int Socket::Detach() {
+  if (!state_) return -1;
+  WakeWaiters();
+  const int fd = state_->fd;
+  state_.reset();
+  return fd;
+}
+
+// ----- connection set-up -----
+
+absl::Status Socket::Connect(const SocketAddress& address, IoTimeout timeout) {
+  if (!state_) return ClosedError("Connect");
+  const std::optional<absl::Duration> t = timeout.Resolve(state_->timeout);
+  std::optional<absl::Time> deadline;
+  for (;;) {
+    if (::connect(state_->fd, address.sockaddr_ptr(), address.size()) == 0) {
+      return absl::OkStatus();
+    }
+    int err = errno;
+    if (err == EINTR) continue;
+    if (err == EINPROGRESS || (err == EAGAIN && state_->family == AF_UNIX)) {
+      // TCP: the handshake is under way; writability means it finished, SO_ERROR says how.
+      // Unix: the listener's backlog is full; try again when it may have room.
+      const int fd = state_->fd;
+      WaitResult r = WaitIo(state_->write, &deadline, t, "Connect");
+      if (r == WaitResult::kClosed) return ClosedWhileWaiting("Connect", fd);
+      if (r == WaitResult::kTimedOut) {
+        return TimedOut("Connect", absl::StrCat("to ", address.ToString(), " (fd ", fd, ")"), t);
+      }
+      if (err == EAGAIN) continue;
+      int so_error = 0;
+      socklen_t len = sizeof so_error;
+      if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_error, &len) != 0) so_error = errno;
+      if (so_error == 0) return absl::OkStatus();
+      return MakeError("gevent::Socket::Connect",
+                       absl::StrCat("to ", address.ToString(), " (fd ", fd, ")"), so_error);
+    }
+    return MakeError("gevent::Socket::Connect",
+                     absl::StrCat("to ", address.ToString(), " (fd ", state_->fd, ")"), err);
+  }
+}
+
+absl::Status Socket::Bind(const SocketAddress& address) {
+  if (!state_) return ClosedError("Bind");
+  if (::bind(state_->fd, address.sockaddr_ptr(), address.size()) != 0) {
+    return MakeError("gevent::Socket::Bind",
+                     absl::StrCat("to ", address.ToString(), " (fd ", state_->fd, ")"), errno);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Socket::Listen(int backlog) {
+  if (!state_) return ClosedError("Listen");
+  if (::listen(state_->fd, backlog) != 0) return Error("Listen", errno);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Socket> Socket::Accept(SocketAddress* peer, IoTimeout timeout) {
+  if (!state_) return ClosedError("Accept");
+  std::optional<absl::Time> deadline;
+  for (;;) {
+    SocketAddress from;
+    socklen_t len = SocketAddress::capacity();
+    int fd = ::accept4(state_->fd, from.mutable_sockaddr(), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+      from.set_size(len);
+      if (peer != nullptr) *peer = from;
+      return FromFd(fd, state_->family, state_->type);
+    }
+    int err = errno;
+    if (err == EINTR || err == ECONNABORTED) continue;
+    if (err != EAGAIN) return Error("Accept", err);
+    if (absl::Status s = WaitOrError(state_->read, &deadline, timeout.Resolve(state_->timeout),
+                                     "Accept");
+        !s.ok()) {
+      return s;
+    }
+  }
+}
+
+// ----- data -----
+
+absl::StatusOr<size_t> Socket::RecvInto(absl::Span<char> buffer, IoTimeout timeout, int flags) {
+  if (ABSL_PREDICT_FALSE(!state_)) return ClosedError("RecvInto");
+  std::optional<absl::Time> deadline;
+  for (;;) {
+    ssize_t n = ::recv(state_->fd, buffer.data(), buffer.size(), flags);
+    if (ABSL_PREDICT_TRUE(n >= 0)) return static_cast<size_t>(n);
+    int err = errno;
+    if (err == EINTR) continue;
+    if (err != EAGAIN) return Error("RecvInto", err);
+    if (absl::Status s = WaitOrError(state_->read, &deadline, timeout.Resolve(state_->timeout),
+                                     "RecvInto");
+        !s.ok()) {
+      return s;
+    }
+  }
+}
+
+absl::StatusOr<std::string> Socket::Recv(size_t max_bytes, IoTimeout timeout) {
+  std::string out(max_bytes, '\0');
+  absl::StatusOr<size_t> n = RecvInto(absl::MakeSpan(out), timeout);
+  if (!n.ok()) return n.status();
+  out.resize(*n);
+  return out;
+}
+
+absl::Status Socket::RecvExactly(absl::Span<char> buffer, IoTimeout timeout) {
+  if (!state_) return ClosedError("RecvExactly");
+  // One deadline for the whole buffer: resolve the timeout once and shrink it as we go.
+  std::optional<absl::Duration> t = timeout.Resolve(state_->timeout);
+  std::optional<absl::Time> deadline;
+  size_t got = 0;
+  while (got < buffer.size()) {
+    IoTimeout step = IoTimeout::Forever();
+    if (t.has_value()) {
+      if (!deadline.has_value()) deadline = absl::Now() + *t;
+      step = std::max(*deadline - absl::Now(), absl::ZeroDuration());
+    }
+    absl::StatusOr<size_t> n = RecvInto(buffer.subspan(got), step);
+    if (!n.ok()) return n.status();
+    if (*n == 0) {
+      return absl::OutOfRangeError(absl::StrCat("gevent::Socket::RecvExactly: the stream ended after ",
+                                                got, " of ", buffer.size(), " bytes"));
+    }
+    got += *n;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<size_t> Socket::Send(absl::string_view data, IoTimeout timeout, int flags) {
+  if (ABSL_PREDICT_FALSE(!state_)) return ClosedError("Send");
+  std::optional<absl::Time> deadline;
+  for (;;) {
+    ssize_t n = ::send(state_->fd, data.data(), data.size(), flags | MSG_NOSIGNAL);
+    if (ABSL_PREDICT_TRUE(n >= 0)) return static_cast<size_t>(n);
+    int err = errno;
+    if (err == EINTR) continue;
+    if (err != EAGAIN) return Error("Send", err);
+    // Writable again normally means the retry sends something; a spurious wake-up waits again.
+    if (absl::Status s = WaitOrError(state_->write, &deadline, timeout.Resolve(state_->timeout),
+                                     "Send");
+        !s.ok()) {
+      return s;
+    }
+  }
+}
+
+absl::Status Socket::SendAll(absl::string_view data, IoTimeout timeout) {
+  if (ABSL_PREDICT_FALSE(!state_)) return ClosedError("SendAll");
+  std::optional<absl::Time> deadline;
+  std::optional<absl::Duration> t;
+  bool resolved = false;
+  while (!data.empty()) {
+    ssize_t n = ::send(state_->fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (ABSL_PREDICT_TRUE(n >= 0)) {
+      data.remove_prefix(static_cast<size_t>(n));
+      continue;
+    }
+    int err = errno;
+    if (err == EINTR) continue;
+    if (err != EAGAIN) return Error("SendAll", err);
+    if (!resolved) {
+      t = timeout.Resolve(state_->timeout);
+      resolved = true;
+    }
+    if (absl::Status s = WaitOrError(state_->write, &deadline, t, "SendAll"); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<size_t> Socket::SendTo(absl::string_view data, const SocketAddress& address,
+                                      IoTimeout timeout) {
+  if (!state_) return ClosedError("SendTo");
+  std::optional<absl::Time> deadline;
+  for (;;) {
+    ssize_t n = ::sendto(state_->fd, data.data(), data.size(), MSG_NOSIGNAL,
+                         address.sockaddr_ptr(), address.size());
+    if (n >= 0) return static_cast<size_t>(n);
+    int err = errno;
+    if (err == EINTR) continue;
+    if (err != EAGAIN) return Error("SendTo", err, address);
+    if (absl::Status s = WaitOrError(state_->write, &deadline, timeout.Resolve(state_->timeout),
+                                     "SendTo");
+        !s.ok()) {
+      return s;
+    }
+  }
+}
+
+absl::StatusOr<size_t> Socket::RecvFrom(absl::Span<char> buffer, SocketAddress* from,
+                                        IoTimeout timeout) {
+  if (!state_) return ClosedError("RecvFrom");
+  std::optional<absl::Time> deadline;
+  for (;;) {
+    SocketAddress sender;
+    socklen_t len = SocketAddress::capacity();
+    ssize_t n = ::recvfrom(state_->fd, buffer.data(), buffer.size(), 0, sender.mutable_sockaddr(),
+                           &len);
+    if (n >= 0) {
+      sender.set_size(len);
+      if (from != nullptr) *from = sender;
+      return static_cast<size_t>(n);
+    }
+    int err = errno;
+    if (err == EINTR) continue;
+    if (err != EAGAIN) return Error("RecvFrom", err);
+    if (absl::Status s = WaitOrError(state_->read, &deadline, timeout.Resolve(state_->timeout),
+                                     "RecvFrom");
+        !s.ok()) {
+      return s;
+    }
+  }
+}
+
+absl::Status Socket::Shutdown(int how) {
+  if (!state_) return ClosedError("Shutdown");
+  if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "gevent::Socket::Shutdown: how must be SHUT_RD, SHUT_WR or SHUT_RDWR, got ", how));
+  }
+  if (::shutdown(state_->fd, how) != 0) return Error("Shutdown", errno);
+  return absl::OkStatus();
+}
+
+// ----- options -----
+
+absl::Status Socket::SetOption(int level, int name, int value) {
+  if (!state_) return ClosedError("SetOption");
+  if (setsockopt(state_->fd, level, name, &value, sizeof value) != 0) {
+    return MakeError("gevent::Socket::SetOption",
+                     absl::StrCat("(fd ", state_->fd, ", level ", level, ", option ", name, ")"),
+                     errno);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> Socket::GetOption(int level, int name) const {
+  if (!state_) return ClosedError("GetOption");
+  int value = 0;
+  socklen_t len = sizeof value;
+  if (getsockopt(state_->fd, level, name, &value, &len) != 0) {
+    return MakeError("gevent::Socket::GetOption",
+                     absl::StrCat("(fd ", state_->fd, ", level ", level, ", option ", name, ")"),
+                     errno);
+  }
+  return value;
+}
+
+absl::Status Socket::SetNoDelay(bool on) { return SetOption(IPPROTO_TCP, TCP_NODELAY, on); }
+absl::Status Socket::SetReuseAddr(bool on) { return SetOption(SOL_SOCKET, SO_REUSEADDR, on); }
+absl::Status Socket::SetReusePort(bool on) { return SetOption(SOL_SOCKET, SO_REUSEPORT, on); }
+absl::Status Socket::SetKeepAlive(bool on) { return SetOption(SOL_SOCKET, SO_KEEPALIVE, on); }
+absl::Status Socket::SetSendBufferSize(int bytes) {
+  return SetOption(SOL_SOCKET, SO_SNDBUF, bytes);
+}
+absl::Status Socket::SetReceiveBufferSize(int bytes) {
+  return SetOption(SOL_SOCKET, SO_RCVBUF, bytes);
+}
+
+absl::StatusOr<SocketAddress> Socket::LocalAddress() const {
+  if (!state_) return ClosedError("LocalAddress");
+  SocketAddress a;
+  socklen_t len = SocketAddress::capacity();
+  if (getsockname(state_->fd, a.mutable_sockaddr(), &len) != 0) {
+    return Error("LocalAddress", errno);
+  }
+  a.set_size(len);
+  return a;
+}
+
+absl::StatusOr<SocketAddress> Socket::PeerAddress() const {
+  if (!state_) return ClosedError("PeerAddress");
+  SocketAddress a;
+  socklen_t len = SocketAddress::capacity();
+  if (getpeername(state_->fd, a.mutable_sockaddr(), &len) != 0) {
+    return Error("PeerAddress", errno);
+  }
+  a.set_size(len);
+  return a;
+}
+
+// ----- resolution and CreateConnection -----
+
+namespace {
+
+struct LookupResult {
+  int gai_error = 0;
+  int sys_errno = 0;
+  std::vector<SocketAddress> addresses;
+};
+
+LookupResult Lookup(const std::string& host, uint16_t port, int family) {
+  LookupResult result;
+  addrinfo hints{};
+  hints.ai_family = family;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_ADDRCONFIG;
+  addrinfo* list = nullptr;
+  result.gai_error = getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &list);
+  if (result.gai_error != 0) {
+    result.sys_errno = errno;
+    return result;
+  }
+  std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> owner(list, &freeaddrinfo);
+  for (addrinfo* ai = list; ai != nullptr; ai = ai->ai_next) {
+    result.addresses.push_back(SocketAddress::FromSockaddr(ai->ai_addr, ai->ai_addrlen));
+  }
+  return result;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<SocketAddress>> Resolve(absl::string_view host, uint16_t port,
+                                                   int family, std::optional<absl::Duration> timeout,
+                                                   ThreadPool* pool) {
+  if (absl::StatusOr<SocketAddress> numeric = SocketAddress::FromIp(host, port); numeric.ok()) {
+    if (family != AF_UNSPEC && numeric->family() != family) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "gevent::Resolve ", host, ": the address is not of the requested family"));
+    }
+    return std::vector<SocketAddress>{*numeric};
+  }
+  if (host.empty()) return absl::InvalidArgumentError("gevent::Resolve: empty host name");
+  std::unique_ptr<ThreadPool> own_pool;
+  if (pool == nullptr) {
+    own_pool = std::make_unique<ThreadPool>(1);
+    pool = own_pool.get();
+  }
+  ThreadResult<LookupResult> pending =
+      pool->Spawn([h = std::string(host), port, family] { return Lookup(h, port, family); });
+  if (!pending.Wait(timeout)) {
+    return absl::DeadlineExceededError(absl::StrCat("gevent::Resolve ", host, ": timed out after ",
+                                                    absl::FormatDuration(*timeout)));
+  }
+  LookupResult result = pending.Get();
+  if (result.gai_error != 0) {
+    std::string text = gai_strerror(result.gai_error);
+    if (result.gai_error == EAI_SYSTEM) text += ": " + ErrnoText(result.sys_errno);
+    absl::StatusCode code = absl::StatusCode::kUnavailable;
+    if (result.gai_error == EAI_NONAME || result.gai_error == EAI_NODATA) {
+      code = absl::StatusCode::kNotFound;
+    }
+    return absl::Status(code, absl::StrCat("gevent::Resolve ", host, ": ", text));
+  }
+  if (result.addresses.empty()) {
+    return absl::NotFoundError(absl::StrCat("gevent::Resolve ", host, ": no addresses"));
+  }
+  return result.addresses;
+}
+
+absl::StatusOr<Socket> CreateConnection(absl::string_view host, uint16_t port,
+                                        std::optional<absl::Duration> timeout,
+                                        const CreateConnectionOptions& options) {
+  const std::string prefix = absl::StrCat("gevent::CreateConnection ", host, ":", port, ": ");
+  std::optional<absl::Time> deadline;
+  if (timeout.has_value()) deadline = absl::Now() + *timeout;
+  auto remaining = [&]() -> std::optional<absl::Duration> {
+    if (!deadline.has_value()) return std::nullopt;
+    return std::max(*deadline - absl::Now(), absl::ZeroDuration());
+  };
+  absl::StatusOr<std::vector<SocketAddress>> addresses =
+      Resolve(host, port, AF_UNSPEC, remaining(), options.resolver_pool);
+  if (!addresses.ok()) {
+    return absl::Status(addresses.status().code(),
+                        absl::StrCat(prefix, addresses.status().message()));
+  }
+  absl::Status last;
+  for (const SocketAddress& address : *addresses) {
+    absl::StatusOr<Socket> s = Socket::Create(address.family(), SOCK_STREAM);
+    if (!s.ok()) {
+      last = s.status();
+      continue;
+    }
+    if (options.source.has_value()) {
+      if (absl::Status b = s->Bind(*options.source); !b.ok()) {
+        last = b;
+        continue;
+      }
+    }
+    std::optional<absl::Duration> left = remaining();
+    absl::Status c = s->Connect(address, left.has_value() ? IoTimeout(*left) : IoTimeout::Forever());
+    if (!c.ok()) {
+      last = c;
+      if (absl::IsDeadlineExceeded(c)) break;  // The whole call's time is up.
+      continue;
+    }
+    if (options.no_delay && address.family() != AF_UNIX) (void)s->SetNoDelay(true);
+    s->SetTimeout(timeout);
+    return s;
+  }
+  absl::Status out(last.code(), absl::StrCat(prefix, last.message()));
+  if (std::optional<int> err = SocketErrno(last)) {
+    out.SetPayload(kErrnoPayload, absl::Cord(std::to_string(*err)));
+  }
+  return out;
+}
+
+}  // namespace gevent

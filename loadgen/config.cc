@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -156,6 +157,16 @@ absl::Status CheckArgs(int argc, char** argv) {
       name = body.substr(0, eq);
       value = body.substr(eq + 1);
     }
+    // Abseil's usage and flag-source flags are handled by absl::ParseCommandLine itself.
+    if (name == "help" || name == "helpfull" || name == "helpshort" || name == "helppackage" ||
+        name == "version" || name == "only_check_args") {
+      continue;
+    }
+    if (name == "helpon" || name == "helpmatch" || name == "flagfile" || name == "fromenv" ||
+        name == "tryfromenv" || name == "undefok") {
+      if (!has_value) ++i;  // Its value is the next argument.
+      continue;
+    }
     absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
     if (flag == nullptr && !has_value && absl::StartsWith(name, "no")) {
       // --noprogress form of a boolean flag.
@@ -208,6 +219,26 @@ namespace {
 
 }  // namespace
 
+std::string UsageText() {
+  std::string out = absl::StrCat("loadgen: ", absl::ProgramUsageMessage(), "\n\nFlags:\n");
+  std::vector<const absl::CommandLineFlag*> flags;
+  for (const auto& [name, flag] : absl::GetAllFlags()) {
+    if (absl::StrContains(flag->Filename(), "loadgen/")) flags.push_back(flag);
+  }
+  std::sort(flags.begin(), flags.end(),
+            [](const auto* a, const auto* b) { return a->Name() < b->Name(); });
+  for (const absl::CommandLineFlag* flag : flags) {
+    const std::string value = flag->DefaultValue();
+    absl::StrAppend(&out, "  --", flag->Name(), " (default: ",
+                    flag->IsOfType<std::string>() ? absl::StrCat("\"", value, "\"") : value,
+                    ")\n      ", flag->Help(), "\n");
+  }
+  absl::StrAppend(&out,
+                  "\nExit codes: 0 clean run, 1 the run counted errors, 2 usage error, 3 set-up "
+                  "failure.\n");
+  return out;
+}
+
 Config ParseCommandLineOrExit(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "drives greenlet clients against an echo server and reports throughput, latency and "
@@ -224,6 +255,14 @@ Config ParseCommandLineOrExit(int argc, char** argv) {
   absl::SetFlagsUsageConfig(usage);
 
   if (absl::Status s = CheckArgs(argc, argv); !s.ok()) ExitWithUsageError(s);
+  // Abseil's --help exits with status 1; asking for help is not an error here.
+  for (int i = 1; i < argc; ++i) {
+    const absl::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-help" || arg == "--helpshort" || arg == "-helpshort") {
+      std::fputs(UsageText().c_str(), stdout);
+      std::exit(kExitOk);
+    }
+  }
   absl::ParseCommandLine(argc, argv);
   Config config = ConfigFromFlags();
   if (absl::Status s = Validate(config); !s.ok()) ExitWithUsageError(s);

@@ -83,8 +83,12 @@ absl::Status CheckArgs(int argc, char** argv);
 // ConfigFromFlags reads the current flag values (no validation).
 Config ConfigFromFlags();
 
-// ParseCommandLineOrExit: CheckArgs, absl::ParseCommandLine (which handles --help), then
-// Validate. Any usage error prints one line to stderr and exits with kExitUsage.
+// UsageText: what --help prints: the program's purpose and every loadgen flag with its default.
+std::string UsageText();
+
+// ParseCommandLineOrExit: CheckArgs, then --help / --helpshort (UsageText on stdout, exit 0),
+// absl::ParseCommandLine (abseil's other usage flags), and Validate. Any usage error prints one
+// line to stderr and exits with kExitUsage.
 Config ParseCommandLineOrExit(int argc, char** argv);
 
 }  // namespace loadgen

@@ -180,6 +180,27 @@ TEST(ConfigTest, CheckArgsRejectsPositionalArguments) {
   EXPECT_TRUE(absl::StrContains(Check({"--", "extra"}).message(), "unexpected argument"));
 }
 
+TEST(ConfigTest, UsageTextListsEveryFlagWithItsDefault) {
+  const std::string text = UsageText();
+  for (const char* part : {"--clients (default: 1000)", "--duration (default: 10s)",
+                           "--warmup (default: 1s)", "--message_size (default: 64)",
+                           "--pipeline (default: 1)", "--target (default: \"\")",
+                           "--client_threads (default: 1)", "--server_threads (default: 1)",
+                           "--connect_timeout (default: 5s)", "--rate (default: 0)",
+                           "--json (default: \"\")"}) {
+    EXPECT_TRUE(absl::StrContains(text, part)) << "missing " << part << " in\n" << text;
+  }
+}
+
+TEST(ConfigDeathTest, HelpExitsWithCodeZero) {
+  EXPECT_EXIT(
+      {
+        Argv a({"--help"});
+        ParseCommandLineOrExit(a.argc(), a.argv());
+      },
+      testing::ExitedWithCode(kExitOk), "");
+}
+
 TEST(ConfigDeathTest, UsageErrorsExitWithCodeTwo) {
   EXPECT_EXIT(
       {

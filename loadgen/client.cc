@@ -1,0 +1,359 @@
+#include "loadgen/client.h"
+
+#include <errno.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <algorithm>
+#include <cstring>
+#include <optional>
+#include <random>
+#include <utility>
+
+#include "absl/status/statusor.h"
+#include "core/watchers.h"
+#include "greenlet/stack.h"
+#include "hub/hub.h"
+#include "hub/lock.h"
+#include "hub/spawn.h"
+#include "socket/socket.h"
+
+namespace loadgen {
+
+std::int64_t MonotonicNanos() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+MessagePattern::MessagePattern(std::size_t message_size, std::uint64_t seed)
+    : size_(message_size), bytes_(kPeriod + message_size) {
+  std::mt19937_64 rng(seed);
+  for (char& c : bytes_) c = static_cast<char>(rng() & 0xff);
+}
+
+void ThreadCounters::RecordMessage(std::int64_t latency_ns, std::int64_t uncorrected_ns,
+                                   std::uint64_t bytes, std::uint64_t switches) {
+  absl::MutexLock lock(&mu_);
+  // A latency below zero cannot happen with a monotonic clock; clamp rather than lose the sample.
+  latency_.Record(static_cast<std::uint64_t>(std::max<std::int64_t>(latency_ns, 0)));
+  if (uncorrected_ns >= 0) uncorrected_.Record(static_cast<std::uint64_t>(uncorrected_ns));
+  ++totals_.messages;
+  totals_.bytes += bytes;
+  totals_.switches = switches;
+}
+
+void ThreadCounters::RecordError(ErrorKind kind, std::uint64_t switches) {
+  absl::MutexLock lock(&mu_);
+  ++totals_.errors[static_cast<std::size_t>(kind)];
+  totals_.switches = switches;
+}
+
+void ThreadCounters::AddActive(int delta) {
+  absl::MutexLock lock(&mu_);
+  totals_.active += delta;
+}
+
+ThreadSnapshot ThreadCounters::TakeInterval(Histogram* latency, Histogram* uncorrected) {
+  absl::MutexLock lock(&mu_);
+  std::swap(latency_, *latency);
+  std::swap(uncorrected_, *uncorrected);
+  return totals_;
+}
+
+namespace {
+
+std::uint64_t HubSwitches(const gevent::Hub& hub) {
+  const gevent::HubStats& s = hub.stats();
+  return s.switches_to_hub + s.resumes;
+}
+
+// ClassifyConnect / ClassifyIo map a socket status to an error kind.
+ErrorKind ClassifyConnect(const absl::Status& status) {
+  if (absl::IsDeadlineExceeded(status)) return ErrorKind::kConnectTimeout;
+  if (gevent::SocketErrno(status) == ECONNREFUSED) return ErrorKind::kConnectRefused;
+  return ErrorKind::kConnectFailed;
+}
+
+ErrorKind ClassifyIo(const absl::Status& status) {
+  if (absl::IsDeadlineExceeded(status)) return ErrorKind::kTimeout;
+  const std::optional<int> err = gevent::SocketErrno(status);
+  if (err == ECONNRESET || err == EPIPE) return ErrorKind::kReset;
+  return ErrorKind::kIoFailed;
+}
+
+// Shared state of the clients of one thread (lives on the thread's stack during the run).
+struct ThreadContext {
+  const ClientOptions* options;
+  const MessagePattern* pattern;
+  ThreadCounters* counters;
+  gevent::Hub* hub;
+  gevent::Semaphore* connecting;  // See ClientOptions::max_connecting.
+  std::vector<gevent::SocketAddress> addresses;
+  absl::Status resolve_error;
+};
+
+// Client: one connection's greenlet body.
+class Client {
+ public:
+  Client(ThreadContext& ctx, int id) : ctx_(ctx), id_(id) {
+    const ClientOptions& o = *ctx.options;
+    if (o.rate_per_client > 0) {
+      interval_ns_ = static_cast<std::int64_t>(1e9 / o.rate_per_client);
+      if (interval_ns_ < 1) interval_ns_ = 1;
+      // Spread the clients' send times evenly over one interval.
+      next_send_ns_ =
+          o.schedule_start_ns + interval_ns_ * static_cast<std::int64_t>(id) / o.total_clients;
+    }
+    ring_.resize(static_cast<std::size_t>(o.pipeline));
+    buffer_.resize(static_cast<std::size_t>(o.pipeline) * o.message_size);
+  }
+
+  // Run connects, converses until an error, backs off and reconnects, until killed.
+  void Run() {
+    absl::Duration backoff = kMinBackoff;
+    for (;;) {
+      std::optional<ErrorKind> error;
+      gevent::Socket socket;
+      bool holds_slot = true;
+      ctx_.connecting->Acquire();
+      {
+        struct ReleaseSlot {
+          gevent::Semaphore* s;
+          bool* held;
+          ~ReleaseSlot() {
+            if (*held) s->Release();
+          }
+        } release{ctx_.connecting, &holds_slot};
+        absl::StatusOr<gevent::Socket> connected = Connect();
+        if (!connected.ok()) {
+          error = ClassifyConnect(connected.status());
+        } else {
+          socket = std::move(*connected);
+          ActiveGuard active(*ctx_.counters);
+          error = Converse(socket, &holds_slot, &backoff);
+        }
+      }
+      socket.Close().IgnoreError();
+      ctx_.counters->RecordError(*error, HubSwitches(*ctx_.hub));
+      gevent::Sleep(backoff);
+      backoff = std::min(backoff * 2, kMaxBackoff);
+    }
+  }
+
+ private:
+  static constexpr absl::Duration kMinBackoff = absl::Milliseconds(10);
+  static constexpr absl::Duration kMaxBackoff = absl::Milliseconds(500);
+
+  struct InFlight {
+    std::uint64_t seq;
+    std::int64_t intended_ns;
+    std::int64_t sent_ns;
+  };
+
+  // ActiveGuard counts the client as connected for its lifetime (also while being unwound).
+  struct ActiveGuard {
+    explicit ActiveGuard(ThreadCounters& c) : counters(c) { counters.AddActive(1); }
+    ~ActiveGuard() { counters.AddActive(-1); }
+    ThreadCounters& counters;
+  };
+
+  absl::StatusOr<gevent::Socket> Connect() {
+    if (!ctx_.resolve_error.ok()) return ctx_.resolve_error;
+    absl::Status last = absl::UnavailableError("no address");
+    // Try the addresses in turn, spreading clients over them so a name with several addresses
+    // shares the load; the whole attempt is bounded by connect_timeout.
+    const std::size_t n = ctx_.addresses.size();
+    const std::int64_t deadline =
+        MonotonicNanos() + absl::ToInt64Nanoseconds(ctx_.options->connect_timeout);
+    for (std::size_t i = 0; i < n; ++i) {
+      const gevent::SocketAddress& address = ctx_.addresses[(id_ + i) % n];
+      absl::StatusOr<gevent::Socket> s = gevent::Socket::Create(address.family(), SOCK_STREAM);
+      if (!s.ok()) return s.status();
+      s->SetNoDelay(true).IgnoreError();
+      const std::int64_t left = deadline - MonotonicNanos();
+      if (left <= 0) return absl::DeadlineExceededError("connect timed out");
+      last = s->Connect(address, absl::Nanoseconds(left));
+      if (last.ok()) return std::move(*s);
+    }
+    return last;
+  }
+
+  // Converse runs the message loop on a connected socket until an error, which it returns.
+  // *holds_slot is cleared (and the connect slot released) after the first echo.
+  ErrorKind Converse(gevent::Socket& socket, bool* holds_slot, absl::Duration* backoff) {
+    const ClientOptions& o = *ctx_.options;
+    const std::size_t size = o.message_size;
+    const std::size_t pipeline = ring_.size();
+    const bool open_loop = interval_ns_ > 0;
+    const std::int64_t response_timeout_ns = absl::ToInt64Nanoseconds(o.response_timeout);
+    const gevent::IoTimeout send_timeout = response_timeout_ns > 0
+                                               ? gevent::IoTimeout(o.response_timeout)
+                                               : gevent::IoTimeout::Forever();
+    std::size_t head = 0;
+    std::size_t count = 0;
+    std::size_t have = 0;
+    std::int64_t now = MonotonicNanos();
+    for (;;) {
+      // Send every message that is due and fits in the pipeline.
+      while (count < pipeline) {
+        std::int64_t intended = now;
+        if (open_loop) {
+          if (next_send_ns_ > now) break;
+          intended = next_send_ns_;
+          next_send_ns_ += interval_ns_;
+        }
+        const absl::Status sent = socket.SendAll(ctx_.pattern->Message(id_, seq_), send_timeout);
+        if (!sent.ok()) return ClassifyIo(sent);
+        ring_[(head + count) % pipeline] = InFlight{seq_++, intended, now};
+        ++count;
+      }
+      if (count == 0) {
+        // Open loop, nothing in flight: wait for the next send time.
+        gevent::Sleep(absl::Nanoseconds(next_send_ns_ - now));
+        now = MonotonicNanos();
+        continue;
+      }
+      // Wait for echo bytes until the oldest message times out or (open loop) the next send is due.
+      std::int64_t wake_ns = INT64_MAX;
+      if (response_timeout_ns > 0) wake_ns = ring_[head].sent_ns + response_timeout_ns;
+      bool wake_to_send = false;
+      if (open_loop && count < pipeline && next_send_ns_ < wake_ns) {
+        wake_ns = next_send_ns_;
+        wake_to_send = true;
+      }
+      const gevent::IoTimeout timeout =
+          wake_ns == INT64_MAX
+              ? gevent::IoTimeout::Forever()
+              : gevent::IoTimeout(absl::Nanoseconds(std::max<std::int64_t>(wake_ns - now, 0)));
+      absl::StatusOr<std::size_t> got =
+          socket.RecvInto(buffer_.data() + have, count * size - have, timeout);
+      now = MonotonicNanos();
+      if (!got.ok()) {
+        if (absl::IsDeadlineExceeded(got.status()) && wake_to_send) continue;
+        return ClassifyIo(got.status());
+      }
+      if (*got == 0) return have > 0 ? ErrorKind::kShortEcho : ErrorKind::kEof;
+      have += *got;
+      // Check and record every complete echo.
+      std::size_t done = 0;
+      while (have - done >= size) {
+        const InFlight& m = ring_[head];
+        if (std::memcmp(buffer_.data() + done, ctx_.pattern->Message(id_, m.seq).data(), size) !=
+            0) {
+          return ErrorKind::kMismatch;
+        }
+        ctx_.counters->RecordMessage(now - m.intended_ns, open_loop ? now - m.sent_ns : -1, size,
+                                     HubSwitches(*ctx_.hub));
+        head = (head + 1) % pipeline;
+        --count;
+        done += size;
+      }
+      if (done > 0) {
+        if (have > done) std::memmove(buffer_.data(), buffer_.data() + done, have - done);
+        have -= done;
+        if (*holds_slot) {
+          *holds_slot = false;
+          ctx_.connecting->Release();
+          *backoff = kMinBackoff;  // The connection works: the next failure starts afresh.
+        }
+      }
+    }
+  }
+
+  ThreadContext& ctx_;
+  const std::uint64_t id_;
+  std::uint64_t seq_ = 0;
+  std::int64_t interval_ns_ = 0;   // Open loop only.
+  std::int64_t next_send_ns_ = 0;  // Open loop only.
+  std::vector<InFlight> ring_;
+  std::vector<char> buffer_;
+};
+
+}  // namespace
+
+ClientThread::ClientThread(const ClientOptions& options, const MessagePattern& pattern,
+                           int first_client, int count)
+    : options_(options), pattern_(pattern), first_client_(first_client), count_(count) {}
+
+ClientThread::~ClientThread() {
+  if (thread_.joinable()) {
+    Stop();
+    Join();
+  }
+}
+
+void ClientThread::Start() {
+  thread_ = std::thread([this] { Body(); });
+  started_.WaitForNotification();
+}
+
+void ClientThread::Stop() {
+  if (stop_requested_ || !thread_.joinable()) return;
+  stop_requested_ = true;
+  stop_watcher_->Send();
+  // From here on the thread may destroy the watcher and its hub.
+  stop_sent_.Notify();
+}
+
+void ClientThread::Join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void ClientThread::OnStop() {
+  // On the hub greenlet: schedule a GreenletExit into every client. Stopping the watcher lets
+  // Hub::Join return once the clients have unwound.
+  stop_watcher_->Stop();
+}
+
+void ClientThread::Body() {
+  gevent::Hub& hub = gevent::GetHub();
+  {
+    std::vector<gevent::GreenletRef> clients;
+    bool stopping = false;
+    // Referenced: keeps the hub's Join running until the stop arrives, whatever the clients do.
+    gevent::AsyncWatcher stop(hub.loop(), [&] {
+      stopping = true;
+      OnStop();
+      for (const gevent::GreenletRef& g : clients) g->Kill(nullptr, /*block=*/false);
+    });
+    stop.Start();
+    stop_watcher_ = &stop;
+    started_.Notify();
+
+    gevent::Semaphore connecting(static_cast<std::size_t>(std::max(options_.max_connecting, 1)));
+    ThreadContext ctx{&options_, &pattern_, &counters_, &hub, &connecting, {}, absl::OkStatus()};
+    // Resolve once per thread (a numeric host is parsed without a thread) in a greenlet, so the
+    // stop can interrupt it.
+    gevent::GreenletRef resolver = gevent::Spawn([&] {
+      absl::StatusOr<std::vector<gevent::SocketAddress>> addresses =
+          gevent::Resolve(options_.host, static_cast<std::uint16_t>(options_.port), AF_UNSPEC,
+                          options_.connect_timeout);
+      if (!addresses.ok()) {
+        ctx.resolve_error = addresses.status();
+      } else if (addresses->empty()) {
+        ctx.resolve_error = absl::NotFoundError("no address for " + options_.host);
+      } else {
+        ctx.addresses = std::move(*addresses);
+      }
+      if (stopping) return;
+      gevent::SpawnOptions spawn;
+      spawn.stack = {options_.stack_size, greenlet::StackKind::kUnguarded};
+      clients.reserve(static_cast<std::size_t>(count_));
+      for (int i = 0; i < count_; ++i) {
+        clients.push_back(gevent::Spawn(spawn, [&ctx, id = first_client_ + i] {
+          Client client(ctx, id);
+          client.Run();
+        }));
+      }
+    });
+    clients.push_back(resolver);
+    hub.Join();
+    // The main thread may still be inside Send; the watcher (and the loop) must outlive that.
+    stop_sent_.WaitForNotification();
+    clients.clear();
+  }
+  gevent::DestroyHub();
+}
+
+}  // namespace loadgen

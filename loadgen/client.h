@@ -1,0 +1,162 @@
+// The load generator's clients: one greenlet per connection, grouped on client threads that each
+// run a hub.
+//
+// A client connects, then keeps up to `pipeline` messages in flight: it sends a message, reads the
+// echo, checks every byte against what it sent, and records the latency. Closed loop (rate 0):
+// the next message goes out as soon as an echo is back. Open loop (rate > 0): message k of a
+// client is due at start + phase + k / rate_per_client; its latency is measured from that
+// intended time (so a stall delays the clock, not the measurement: coordinated-omission
+// correction, as wrk2 does) and, separately, from the moment it was actually sent.
+//
+// After any error (kinds in report.h) the client closes the connection, waits a short back-off
+// (10 ms doubling to 500 ms, so a refusing server is not hammered) and connects again. Messages in
+// flight at an error are lost, not counted.
+//
+// Message contents: message k of client c is a slice of a fixed pseudo-random byte string starting
+// at offset (c * 131 + k * 97) mod 251, so consecutive messages of a connection all differ (a
+// stale, repeated or reordered echo is a mismatch) and building one costs nothing.
+//
+// Threads. ClientThread owns an OS thread with its own hub; the clients live and die there. Its
+// public methods are for the thread that created it (main); the counters it publishes
+// (ThreadCounters) are read from any thread.
+#ifndef LOADGEN_CLIENT_H_
+#define LOADGEN_CLIENT_H_
+
+#include <pthread.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "loadgen/histogram.h"
+#include "loadgen/report.h"
+
+namespace gevent {
+class AsyncWatcher;
+}  // namespace gevent
+
+namespace loadgen {
+
+// MonotonicNanos: CLOCK_MONOTONIC in nanoseconds (the clock of every latency).
+std::int64_t MonotonicNanos();
+
+// MessagePattern: the bytes of every message (see the file comment). Immutable; thread-safe.
+class MessagePattern {
+ public:
+  static constexpr std::size_t kPeriod = 251;  // Prime: offsets cycle through all 251 values.
+
+  explicit MessagePattern(std::size_t message_size, std::uint64_t seed = 0x9e3779b97f4a7c15);
+
+  // Message: the `size()` bytes of message `seq` of client `client`.
+  absl::string_view Message(std::uint64_t client, std::uint64_t seq) const {
+    const std::size_t offset = static_cast<std::size_t>((client * 131 + seq * 97) % kPeriod);
+    return absl::string_view(bytes_.data() + offset, size_);
+  }
+  std::size_t size() const { return size_; }
+
+ private:
+  std::size_t size_;
+  std::vector<char> bytes_;
+};
+
+// ThreadSnapshot: the cumulative counters of one client thread.
+struct ThreadSnapshot {
+  std::uint64_t messages = 0;
+  std::uint64_t bytes = 0;
+  std::uint64_t switches = 0;  // The hub's switches_to_hub + resumes, as last published.
+  std::int64_t active = 0;     // Clients connected now.
+  ErrorCounts errors{};
+};
+
+// ThreadCounters: what a client thread publishes for the reporter. Thread-safe: the client thread
+// records, any thread takes snapshots. One uncontended mutex acquisition per message.
+class ThreadCounters {
+ public:
+  // RecordMessage: one echo completed. `uncorrected_ns` < 0: closed loop (not recorded).
+  void RecordMessage(std::int64_t latency_ns, std::int64_t uncorrected_ns, std::uint64_t bytes,
+                     std::uint64_t switches);
+  void RecordError(ErrorKind kind, std::uint64_t switches);
+  void AddActive(int delta);
+
+  // TakeInterval returns the cumulative counters and swaps the latency samples recorded since the
+  // previous call into *latency and *uncorrected (which should be empty; they get the old
+  // buffers back, so nothing is allocated).
+  ThreadSnapshot TakeInterval(Histogram* latency, Histogram* uncorrected);
+
+ private:
+  absl::Mutex mu_;
+  ThreadSnapshot totals_ ABSL_GUARDED_BY(mu_);
+  Histogram latency_ ABSL_GUARDED_BY(mu_);
+  Histogram uncorrected_ ABSL_GUARDED_BY(mu_);
+};
+
+// ClientOptions: what every client of a run shares.
+struct ClientOptions {
+  std::string host;  // Numeric address or name (resolved once per thread).
+  int port = 0;
+  std::size_t message_size = 64;
+  int pipeline = 1;
+  double rate_per_client = 0;  // Messages/s per client; 0: closed loop.
+  absl::Duration connect_timeout = absl::Seconds(5);
+  absl::Duration response_timeout = absl::Seconds(5);  // Zero: no limit.
+  std::int64_t schedule_start_ns = 0;  // Open loop: MonotonicNanos() at which sending starts.
+  int total_clients = 1;               // For spreading open-loop phases.
+  // Clients of one thread between connect and their first echo, at most: bounds the server's
+  // accept queue during the connection storm at start-up, so no SYN is dropped.
+  int max_connecting = 256;
+  // Client greenlet stacks: unguarded slab stacks, so 10,000+ clients fit under
+  // vm.max_map_count; only touched pages become resident.
+  std::size_t stack_size = 64 * 1024;
+};
+
+// ClientThread: an OS thread running `count` clients (ids first_client .. first_client+count-1).
+class ClientThread {
+ public:
+  ClientThread(const ClientOptions& options, const MessagePattern& pattern, int first_client,
+               int count);
+  ClientThread(const ClientThread&) = delete;
+  ClientThread& operator=(const ClientThread&) = delete;
+  // ~ClientThread: Stop() and Join() if still running.
+  ~ClientThread();
+
+  // Start launches the thread and returns once it can take Stop(). Once only.
+  void Start();
+  // Stop asks the clients to end: they are killed (GreenletExit unwinds them, closing their
+  // sockets) and the thread's hub finishes. Returns at once; idempotent.
+  void Stop();
+  // Join waits for the thread (call Stop first, or it waits for the run to be stopped).
+  void Join();
+
+  // native_handle: for reading the thread's CPU clock while it runs.
+  pthread_t native_handle() { return thread_.native_handle(); }
+  ThreadCounters& counters() { return counters_; }
+
+ private:
+  void Body();
+  void OnStop();
+
+  const ClientOptions options_;
+  const MessagePattern& pattern_;
+  const int first_client_;
+  const int count_;
+  ThreadCounters counters_;
+  std::thread thread_;
+  absl::Notification started_;      // The stop watcher exists.
+  absl::Notification stop_sent_;    // The main thread is done with the stop watcher.
+  gevent::AsyncWatcher* stop_watcher_ = nullptr;  // Written before started_; owned by Body.
+  bool stop_requested_ = false;     // Main thread only.
+};
+
+}  // namespace loadgen
+
+#endif  // LOADGEN_CLIENT_H_

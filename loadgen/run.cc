@@ -1,0 +1,253 @@
+#include "loadgen/run.h"
+
+#include <time.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "loadgen/calibrate.h"
+#include "loadgen/client.h"
+#include "loadgen/fd_limit.h"
+#include "socket/echo.h"
+
+namespace loadgen {
+namespace {
+
+double ProcessCpuSeconds() {
+  struct timespec ts;
+  if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) return 0;
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+// Totals: the client threads' counters summed at one tick.
+struct Totals {
+  ThreadSnapshot sum;
+  Histogram latency;
+  Histogram uncorrected;
+};
+
+// Sampler takes the per-thread snapshots and merges the interval histograms.
+class Sampler {
+ public:
+  explicit Sampler(std::vector<std::unique_ptr<ClientThread>>& threads) : threads_(threads) {}
+
+  // Take: cumulative counters now, and the latencies recorded since the previous Take.
+  void Take(Totals* out) {
+    out->sum = ThreadSnapshot();
+    out->latency.Reset();
+    out->uncorrected.Reset();
+    for (auto& t : threads_) {
+      scratch_latency_.Reset();
+      scratch_uncorrected_.Reset();
+      const ThreadSnapshot s = t->counters().TakeInterval(&scratch_latency_, &scratch_uncorrected_);
+      out->sum.messages += s.messages;
+      out->sum.bytes += s.bytes;
+      out->sum.switches += s.switches;
+      out->sum.active += s.active;
+      for (std::size_t k = 0; k < kErrorKindCount; ++k) out->sum.errors[k] += s.errors[k];
+      out->latency.Merge(scratch_latency_);
+      out->uncorrected.Merge(scratch_uncorrected_);
+    }
+  }
+
+ private:
+  std::vector<std::unique_ptr<ClientThread>>& threads_;
+  Histogram scratch_latency_;
+  Histogram scratch_uncorrected_;
+};
+
+double ClientCpuSeconds(std::vector<std::unique_ptr<ClientThread>>& threads) {
+  double total = 0;
+  for (auto& t : threads) total += std::max(ThreadCpuSeconds(t->native_handle()), 0.0);
+  return total;
+}
+
+}  // namespace
+
+absl::StatusOr<RunResult> RunLoad(const Config& config, const RunOptions& options) {
+  RunResult result;
+  result.clients = config.clients;
+  result.client_threads = config.client_threads;
+  result.message_size = config.message_size;
+  result.pipeline = config.pipeline;
+  result.rate = config.rate;
+  if (options.calibrate) {
+    result.ns_per_switch = MeasureSwitchNs();
+    result.ns_per_yield = MeasureYieldNs();
+  }
+
+  ClientOptions client_options;
+  std::unique_ptr<gevent::EchoServer> server;
+  if (config.embedded()) {
+    gevent::EchoServerOptions server_options;
+    server_options.host = "127.0.0.1";
+    server_options.port = 0;
+    server_options.threads = static_cast<std::size_t>(config.server_threads);
+    server_options.backlog = 4096;  // The kernel caps it at net.core.somaxconn.
+    server = std::make_unique<gevent::EchoServer>(server_options);
+    if (absl::Status s = server->Start(); !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("starting the embedded echo server: ", s.message()));
+    }
+    client_options.host = "127.0.0.1";
+    client_options.port = server->port();
+    result.server = absl::StrCat("embedded echo server 127.0.0.1:", server->port());
+    result.server_threads = config.server_threads;
+  } else {
+    absl::StatusOr<Target> target = ParseTarget(config.target);
+    if (!target.ok()) return target.status();
+    client_options.host = target->host;
+    client_options.port = target->port;
+    result.server = config.target;
+    result.server_threads = 0;
+  }
+  client_options.message_size = static_cast<std::size_t>(config.message_size);
+  client_options.pipeline = config.pipeline;
+  client_options.rate_per_client = config.rate / config.clients;
+  client_options.connect_timeout = config.connect_timeout;
+  client_options.response_timeout = config.response_timeout;
+  client_options.total_clients = config.clients;
+
+  const MessagePattern pattern(static_cast<std::size_t>(config.message_size));
+  const absl::Time start = absl::Now();
+  // Open loop: sending starts after the warm-up's first half, so the connections are made first.
+  client_options.schedule_start_ns = MonotonicNanos() + absl::ToInt64Nanoseconds(config.warmup / 2);
+
+  std::vector<std::unique_ptr<ClientThread>> threads;
+  int next_client = 0;
+  for (int t = 0; t < config.client_threads; ++t) {
+    // Spread the remainder over the first threads.
+    const int count =
+        config.clients / config.client_threads + (t < config.clients % config.client_threads);
+    threads.push_back(
+        std::make_unique<ClientThread>(client_options, pattern, next_client, count));
+    next_client += count;
+  }
+  for (auto& t : threads) t->Start();
+
+  std::FILE* progress = config.progress ? options.progress : nullptr;
+  Sampler sampler(threads);
+  Totals previous;
+  Totals now;
+  sampler.Take(&previous);
+  absl::Time previous_time = start;
+
+  // Ticks: every whole second of the warm-up, its end, every whole second of the measured
+  // window, and its end.
+  const absl::Time measure_start = start + config.warmup;
+  const absl::Time end = measure_start + config.duration;
+  std::vector<absl::Time> ticks;
+  for (int k = 1; start + absl::Seconds(k) < measure_start; ++k) ticks.push_back(start + absl::Seconds(k));
+  if (measure_start > start) ticks.push_back(measure_start);
+  for (int k = 1; measure_start + absl::Seconds(k) < end; ++k) {
+    ticks.push_back(measure_start + absl::Seconds(k));
+  }
+  ticks.push_back(end);
+
+  // The baseline: counters and CPU clocks when measuring starts.
+  Totals baseline;
+  absl::Time baseline_time = start;
+  double cpu_clients_start = ClientCpuSeconds(threads);
+  double cpu_process_start = ProcessCpuSeconds();
+  double cpu_main_start = ThisThreadCpuSeconds();
+  baseline.sum = previous.sum;
+
+  for (const absl::Time tick : ticks) {
+    absl::SleepFor(tick - absl::Now());
+    const absl::Time tick_time = absl::Now();
+    sampler.Take(&now);
+    const bool warmup = tick <= measure_start;
+    IntervalStats interval;
+    interval.seconds = absl::ToDoubleSeconds(tick_time - previous_time);
+    interval.elapsed_s = absl::ToDoubleSeconds(tick_time - measure_start);
+    interval.warmup = warmup;
+    interval.messages = now.sum.messages - previous.sum.messages;
+    interval.bytes = now.sum.bytes - previous.sum.bytes;
+    interval.p50_ns = now.latency.Percentile(50);
+    interval.p99_ns = now.latency.Percentile(99);
+    interval.max_ns = now.latency.max();
+    interval.active_clients = now.sum.active;
+    interval.errors = TotalErrors(now.sum.errors) - TotalErrors(previous.sum.errors);
+    if (progress != nullptr) {
+      std::fprintf(progress, "%s\n", FormatProgressLine(interval).c_str());
+      std::fflush(progress);
+    }
+    if (!warmup) {
+      result.series.push_back(interval);
+      result.latency.Merge(now.latency);
+      result.uncorrected.Merge(now.uncorrected);
+    }
+    std::swap(previous, now);
+    previous_time = tick_time;
+    if (tick == measure_start) {
+      baseline.sum = previous.sum;
+      baseline_time = tick_time;
+      cpu_clients_start = ClientCpuSeconds(threads);
+      cpu_process_start = ProcessCpuSeconds();
+      cpu_main_start = ThisThreadCpuSeconds();
+    }
+  }
+
+  // Final figures, before stopping anything.
+  const double cpu_clients = ClientCpuSeconds(threads) - cpu_clients_start;
+  const double cpu_process = ProcessCpuSeconds() - cpu_process_start;
+  const double cpu_main = ThisThreadCpuSeconds() - cpu_main_start;
+  result.seconds = absl::ToDoubleSeconds(previous_time - baseline_time);
+  result.messages = previous.sum.messages - baseline.sum.messages;
+  result.bytes = previous.sum.bytes - baseline.sum.bytes;
+  result.switches = previous.sum.switches - baseline.sum.switches;
+  for (std::size_t k = 0; k < kErrorKindCount; ++k) {
+    result.errors[k] = previous.sum.errors[k] - baseline.sum.errors[k];
+  }
+  result.connected_clients = previous.sum.active;
+  result.client_cpu_seconds = cpu_clients;
+  if (server) result.server_cpu_seconds = std::max(cpu_process - cpu_clients - cpu_main, 0.0);
+
+  for (auto& t : threads) t->Stop();
+  for (auto& t : threads) t->Join();
+  if (server) server->Stop();
+  return result;
+}
+
+int ExitCodeFor(const RunResult& result) {
+  return TotalErrors(result.errors) == 0 && result.messages > 0 ? kExitOk : kExitRunErrors;
+}
+
+int Main(const Config& config) {
+  if (absl::Status s = EnsureFdLimit(static_cast<std::uint64_t>(config.clients), config.embedded());
+      !s.ok()) {
+    std::fprintf(stderr, "loadgen: %s\n", std::string(s.message()).c_str());
+    return kExitSetupFailed;
+  }
+  RunOptions options;
+  options.progress = stdout;
+  absl::StatusOr<RunResult> result = RunLoad(config, options);
+  if (!result.ok()) {
+    std::fprintf(stderr, "loadgen: %s\n", std::string(result.status().message()).c_str());
+    return kExitSetupFailed;
+  }
+  std::fputs(FormatReport(*result).c_str(), stdout);
+  std::fflush(stdout);
+  if (!config.json_path.empty()) {
+    if (absl::Status s = WriteFile(config.json_path, ToJson(*result)); !s.ok()) {
+      std::fprintf(stderr, "loadgen: --json: %s\n", std::string(s.message()).c_str());
+      return kExitSetupFailed;
+    }
+  }
+  const int code = ExitCodeFor(*result);
+  if (code != kExitOk) {
+    std::fprintf(stderr, "loadgen: %s\n",
+                 TotalErrors(result->errors) > 0 ? "errors during the run (see the report)"
+                                                 : "no message completed");
+  }
+  return code;
+}
+
+}  // namespace loadgen

@@ -1,0 +1,197 @@
+// In-process runs: a short load against the embedded echo server, an open-loop run, and runs
+// against servers that misbehave (closes every connection, echoes wrong bytes, refuses). The
+// assertions are about counts and kinds, never about timing.
+#include "loadgen/run.h"
+
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "loadgen/config.h"
+#include "socket/server.h"
+#include "socket/socket.h"
+
+namespace loadgen {
+namespace {
+
+Config ShortRun() {
+  Config c;
+  c.clients = 20;
+  c.duration = absl::Seconds(1);
+  c.warmup = absl::Milliseconds(200);
+  c.connect_timeout = absl::Seconds(5);
+  c.progress = false;
+  return c;
+}
+
+std::uint64_t Errors(const RunResult& r, ErrorKind kind) {
+  return r.errors[static_cast<std::size_t>(kind)];
+}
+
+RunOptions Quiet() {
+  RunOptions o;
+  o.calibrate = false;
+  return o;
+}
+
+TEST(RunTest, ShortRunAgainstTheEmbeddedServerHasNoErrors) {
+  Config c = ShortRun();
+  c.client_threads = 2;
+  RunOptions o;
+  o.calibrate = true;
+  absl::StatusOr<RunResult> r = RunLoad(c, o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_GT(r->messages, 0u);
+  EXPECT_EQ(TotalErrors(r->errors), 0u);
+  EXPECT_EQ(ExitCodeFor(*r), kExitOk);
+  EXPECT_EQ(r->bytes, r->messages * 64);
+  EXPECT_EQ(r->latency.count(), r->messages);
+  EXPECT_GT(r->switches, 0u);
+  EXPECT_GT(r->ns_per_switch, 0);
+  EXPECT_GT(r->ns_per_yield, 0);
+  EXPECT_EQ(r->connected_clients, 20);
+  EXPECT_FALSE(r->series.empty());
+  EXPECT_GE(r->server_cpu_seconds, 0);
+}
+
+TEST(RunTest, PipelinedRunWithOddMessageSizeHasNoErrors) {
+  Config c = ShortRun();
+  c.pipeline = 4;
+  c.message_size = 1000;
+  absl::StatusOr<RunResult> r = RunLoad(c, Quiet());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_GT(r->messages, 0u);
+  EXPECT_EQ(TotalErrors(r->errors), 0u);
+  EXPECT_EQ(r->bytes, r->messages * 1000);
+}
+
+TEST(RunTest, OpenLoopRecordsBothLatencies) {
+  Config c = ShortRun();
+  c.rate = 2000;
+  c.pipeline = 2;
+  absl::StatusOr<RunResult> r = RunLoad(c, Quiet());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_GT(r->messages, 0u);
+  EXPECT_EQ(TotalErrors(r->errors), 0u);
+  EXPECT_EQ(r->uncorrected.count(), r->messages);
+  EXPECT_EQ(r->latency.count(), r->messages);
+  // A message is never sent before it is due, so the corrected latency is the larger.
+  EXPECT_GE(r->latency.max(), r->uncorrected.max());
+}
+
+// OneServerThread runs a gevent::MultiThreadServer with one thread and `handler`.
+class MisbehavingServer {
+ public:
+  explicit MisbehavingServer(gevent::StreamHandler handler)
+      : server_(gevent::SocketAddress::Loopback(0), std::move(handler), 1) {}
+  absl::Status Start() { return server_.Start(); }
+  std::string target() const { return absl::StrCat("127.0.0.1:", server_.port()); }
+  ~MisbehavingServer() { server_.Stop(absl::ZeroDuration()); }
+
+ private:
+  gevent::MultiThreadServer server_;
+};
+
+TEST(RunTest, ServerThatClosesConnectionsIsCountedAndFailsTheRun) {
+  // Reads one message, then closes: every client sees end of stream.
+  MisbehavingServer server([](gevent::Socket conn, const gevent::SocketAddress&) {
+    char buf[64];
+    conn.RecvInto(buf, sizeof buf).IgnoreError();
+  });
+  ASSERT_TRUE(server.Start().ok());
+  Config c = ShortRun();
+  c.target = server.target();
+  absl::StatusOr<RunResult> r = RunLoad(c, Quiet());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_GT(Errors(*r, ErrorKind::kEof) + Errors(*r, ErrorKind::kReset), 0u);
+  EXPECT_EQ(r->messages, 0u);
+  EXPECT_EQ(ExitCodeFor(*r), kExitRunErrors);
+  EXPECT_LT(r->server_cpu_seconds, 0);  // External: not measured.
+}
+
+TEST(RunTest, ShortEchoIsCounted) {
+  // Echoes half of the first message, then closes.
+  MisbehavingServer server([](gevent::Socket conn, const gevent::SocketAddress&) {
+    char buf[64];
+    if (conn.RecvExactly(absl::MakeSpan(buf, sizeof buf)).ok()) {
+      conn.SendAll(absl::string_view(buf, 32)).IgnoreError();
+    }
+  });
+  ASSERT_TRUE(server.Start().ok());
+  Config c = ShortRun();
+  c.target = server.target();
+  absl::StatusOr<RunResult> r = RunLoad(c, Quiet());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_GT(Errors(*r, ErrorKind::kShortEcho), 0u);
+  EXPECT_EQ(ExitCodeFor(*r), kExitRunErrors);
+}
+
+TEST(RunTest, WrongBytesAreAMismatch) {
+  // Echoes every message with its first byte flipped.
+  MisbehavingServer server([](gevent::Socket conn, const gevent::SocketAddress&) {
+    char buf[64];
+    while (conn.RecvExactly(absl::MakeSpan(buf, sizeof buf)).ok()) {
+      buf[0] = static_cast<char>(buf[0] ^ 0x55);
+      if (!conn.SendAll(absl::string_view(buf, sizeof buf)).ok()) return;
+    }
+  });
+  ASSERT_TRUE(server.Start().ok());
+  Config c = ShortRun();
+  c.target = server.target();
+  absl::StatusOr<RunResult> r = RunLoad(c, Quiet());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_GT(Errors(*r, ErrorKind::kMismatch), 0u);
+  EXPECT_EQ(r->messages, 0u);
+}
+
+TEST(RunTest, SilentServerTimesOutAndTheRunStillEnds) {
+  // Accepts and reads, never answers.
+  MisbehavingServer server([](gevent::Socket conn, const gevent::SocketAddress&) {
+    char buf[4096];
+    while (true) {
+      absl::StatusOr<std::size_t> n = conn.RecvInto(buf, sizeof buf);
+      if (!n.ok() || *n == 0) return;
+    }
+  });
+  ASSERT_TRUE(server.Start().ok());
+  Config c = ShortRun();
+  c.target = server.target();
+  c.response_timeout = absl::Milliseconds(100);
+  absl::StatusOr<RunResult> r = RunLoad(c, Quiet());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_GT(Errors(*r, ErrorKind::kTimeout), 0u);
+  EXPECT_EQ(r->messages, 0u);
+}
+
+TEST(RunTest, RefusedConnectionsAreCounted) {
+  // A port that was just free: bind, read the port, close without listening.
+  absl::StatusOr<gevent::Socket> probe = gevent::Socket::Create(AF_INET, SOCK_STREAM);
+  ASSERT_TRUE(probe.ok());
+  ASSERT_TRUE(probe->Bind(gevent::SocketAddress::Loopback(0)).ok());
+  const int port = probe->LocalAddress()->port();
+  ASSERT_TRUE(probe->Close().ok());
+  Config c = ShortRun();
+  c.target = absl::StrCat("127.0.0.1:", port);
+  absl::StatusOr<RunResult> r = RunLoad(c, Quiet());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_GT(Errors(*r, ErrorKind::kConnectRefused), 0u);
+  EXPECT_EQ(r->connected_clients, 0);
+  EXPECT_EQ(ExitCodeFor(*r), kExitRunErrors);
+}
+
+TEST(RunTest, UnresolvableHostIsAConnectFailure) {
+  Config c = ShortRun();
+  c.clients = 2;
+  c.target = "no-such-host.invalid:7";
+  c.connect_timeout = absl::Seconds(2);
+  absl::StatusOr<RunResult> r = RunLoad(c, Quiet());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_GT(Errors(*r, ErrorKind::kConnectFailed) + Errors(*r, ErrorKind::kConnectTimeout), 0u);
+  EXPECT_EQ(ExitCodeFor(*r), kExitRunErrors);
+}
+
+}  // namespace
+}  // namespace loadgen

@@ -404,6 +404,8 @@ struct Socket::State {
   int family;
   int type;
   std::optional<absl::Duration> timeout;
+  // read_drained: the last RecvInto of this stream socket was short (see RecvInto).
+  bool read_drained = false;
   Direction read;
   Direction write;
 };
@@ -663,18 +665,37 @@ absl::StatusOr<Socket> Socket::Accept(SocketAddress* peer, IoTimeout timeout) {
 
 absl::StatusOr<size_t> Socket::RecvInto(absl::Span<char> buffer, IoTimeout timeout, int flags) {
   if (ABSL_PREDICT_FALSE(!state_)) return ClosedError("RecvInto");
+  State& st = *state_;
   std::optional<absl::Time> deadline;
+  std::optional<absl::Duration> t;
+  bool resolved = false;
+  if (st.read_drained) {
+    // The previous read emptied the stream's receive queue, so a recv now would most likely
+    // fail with EAGAIN: wait for readiness first (level-triggered, so data that came meanwhile
+    // wakes us at the next poll). A zero timeout must try the call, so it does not skip.
+    st.read_drained = false;
+    t = timeout.Resolve(st.timeout);
+    resolved = true;
+    if (!(t.has_value() && *t <= absl::ZeroDuration()) && flags == 0) {
+      if (absl::Status s = WaitOrError(st.read, &deadline, t, "RecvInto"); !s.ok()) return s;
+    }
+  }
   for (;;) {
-    ssize_t n = ::recv(state_->fd, buffer.data(), buffer.size(), flags);
-    if (ABSL_PREDICT_TRUE(n >= 0)) return static_cast<size_t>(n);
+    ssize_t n = ::recv(st.fd, buffer.data(), buffer.size(), flags);
+    if (ABSL_PREDICT_TRUE(n >= 0)) {
+      // A short read of a stream socket means the kernel had no more.
+      st.read_drained = n > 0 && static_cast<size_t>(n) < buffer.size() && flags == 0 &&
+                        st.type == SOCK_STREAM;
+      return static_cast<size_t>(n);
+    }
     int err = errno;
     if (err == EINTR) continue;
     if (err != EAGAIN) return Error("RecvInto", err);
-    if (absl::Status s = WaitOrError(state_->read, &deadline, timeout.Resolve(state_->timeout),
-                                     "RecvInto");
-        !s.ok()) {
-      return s;
+    if (!resolved) {
+      t = timeout.Resolve(st.timeout);
+      resolved = true;
     }
+    if (absl::Status s = WaitOrError(st.read, &deadline, t, "RecvInto"); !s.ok()) return s;
   }
 }
 
@@ -734,11 +755,17 @@ absl::Status Socket::SendAll(absl::string_view data, IoTimeout timeout) {
   bool resolved = false;
   while (!data.empty()) {
     ssize_t n = ::send(state_->fd, data.data(), data.size(), MSG_NOSIGNAL);
+    int err;
     if (ABSL_PREDICT_TRUE(n >= 0)) {
       data.remove_prefix(static_cast<size_t>(n));
-      continue;
+      if (ABSL_PREDICT_TRUE(data.empty())) break;
+      // A short write of a stream socket means its send buffer is full: a retry now would fail
+      // with EAGAIN, so wait for room first.
+      if (state_->type != SOCK_STREAM) continue;
+      err = EAGAIN;
+    } else {
+      err = errno;
     }
-    int err = errno;
     if (err == EINTR) continue;
     if (err != EAGAIN) return Error("SendAll", err);
     if (!resolved) {

@@ -1,0 +1,261 @@
+#include "socket/echo.h"
+
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "hub/hub.h"
+#include "hub/spawn.h"
+#include "socket/server.h"
+#include "socket/socket.h"
+#include "socket/socket_test_fixture.h"
+
+namespace gevent {
+namespace {
+
+using ::testing::HasSubstr;
+
+class EchoTest : public SocketTestFixture {
+ protected:
+  void StartServer(EchoOptions echo = {}) {
+    stats_ = std::make_shared<EchoStats>();
+    server_ = std::make_unique<StreamServer>(SocketAddress::Loopback(0),
+                                             MakeEchoHandler(stats_, echo));
+    ASSERT_TRUE(server_->Start().ok());
+  }
+  void TearDown() override {
+    if (server_) server_->Stop(absl::ZeroDuration());
+    server_.reset();
+    SocketTestFixture::TearDown();
+  }
+  Socket Connect() {
+    absl::StatusOr<Socket> c = CreateConnection("127.0.0.1", server_->port(), absl::Seconds(30));
+    EXPECT_TRUE(c.ok()) << c.status();
+    return c.ok() ? std::move(*c) : Socket();
+  }
+
+  std::shared_ptr<EchoStats> stats_;
+  std::unique_ptr<StreamServer> server_;
+};
+
+std::string Pattern(size_t n) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>((i * 131 + i / 4099) & 0xff);
+  return s;
+}
+
+// Reads until the end of the stream.
+std::string ReadAll(Socket& s) {
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    absl::StatusOr<size_t> n = s.RecvInto(absl::MakeSpan(buf));
+    EXPECT_TRUE(n.ok()) << n.status();
+    if (!n.ok() || *n == 0) return out;
+    out.append(buf, *n);
+  }
+}
+
+TEST_F(EchoTest, EchoesAOneMebibyteMessageSentWhileReading) {
+  StartServer();
+  Socket c = Connect();
+  const std::string message = Pattern(1 << 20);
+  // Writing 1 MiB before reading would deadlock once every buffer is full (the server does not
+  // buffer without bound), so a second greenlet writes.
+  GreenletRef writer = Spawn([&] {
+    ASSERT_TRUE(c.SendAll(message).ok());
+    ASSERT_TRUE(c.Shutdown(SHUT_WR).ok());
+  });
+  const std::string back = ReadAll(c);
+  writer->Join();
+  ASSERT_EQ(back.size(), message.size());
+  EXPECT_TRUE(back == message);
+  EXPECT_EQ(stats_->Snapshot().bytes, message.size());
+  EXPECT_EQ(stats_->Snapshot().connections, 1u);
+  EXPECT_EQ(stats_->Snapshot().errors, 0u);
+}
+
+TEST_F(EchoTest, HalfCloseGetsEverythingBackThenTheEnd) {
+  StartServer();
+  Socket c = Connect();
+  ASSERT_TRUE(c.SendAll("part one, ").ok());
+  ASSERT_TRUE(c.SendAll("part two").ok());
+  ASSERT_TRUE(c.Shutdown(SHUT_WR).ok());
+  EXPECT_EQ(ReadAll(c), "part one, part two");  // Ends: the server closed after echoing.
+}
+
+TEST_F(EchoTest, ClientThatStopsReadingIsHeldBackNotBuffered) {
+  // Small, fixed kernel buffers on both ends, so that what can be in flight is known. (Receive
+  // buffers stay above the loopback MSS: smaller ones make TCP crawl on persist timers.)
+  constexpr int kSend = 16 * 1024;
+  constexpr int kReceive = 128 * 1024;
+  auto stats = std::make_shared<EchoStats>();
+  EchoOptions echo;
+  echo.buffer_size = 4096;
+  StreamHandler handler = MakeEchoHandler(stats, echo);
+  server_ = std::make_unique<StreamServer>(
+      SocketAddress::Loopback(0), [handler](Socket conn, const SocketAddress& peer) {
+        ASSERT_TRUE(conn.SetSendBufferSize(kSend).ok());
+        ASSERT_TRUE(conn.SetReceiveBufferSize(kReceive).ok());
+        handler(std::move(conn), peer);
+      });
+  ASSERT_TRUE(server_->Start().ok());
+  absl::StatusOr<Socket> c = Socket::Create(AF_INET, SOCK_STREAM);
+  ASSERT_TRUE(c->SetSendBufferSize(kSend).ok());
+  ASSERT_TRUE(c->SetReceiveBufferSize(kReceive).ok());
+  ASSERT_TRUE(c->Connect(server_->address()).ok());
+  // Send without reading until the sends time out: the server stops reading once its replies
+  // cannot go out. What it took is bounded by the buffers (the kernel doubles each: ~300 KiB
+  // here, plus the server's 4 KiB), not by the 64 MiB offered.
+  const std::string chunk = Pattern(64 * 1024);
+  size_t sent = 0;
+  std::string expected;
+  for (int i = 0; i < 1024; ++i) {
+    absl::StatusOr<size_t> n = c->Send(chunk, absl::Milliseconds(50));
+    if (!n.ok()) {
+      ASSERT_TRUE(absl::IsDeadlineExceeded(n.status())) << n.status();
+      break;
+    }
+    sent += *n;
+    expected.append(chunk.data(), *n);
+  }
+  EXPECT_LT(sent, 1u << 20) << "the server kept reading from a client that does not read";
+  EXPECT_GT(sent, 0u);
+  // The client reads again: everything it sent comes back.
+  ASSERT_TRUE(c->Shutdown(SHUT_WR).ok());
+  const std::string back = ReadAll(*c);
+  EXPECT_EQ(back.size(), sent);
+  EXPECT_TRUE(back == expected);
+}
+
+TEST_F(EchoTest, ResetMidMessageEndsOnlyThatConnection) {
+  StartServer();
+  {
+    Socket c = Connect();
+    const std::string half = Pattern(300 * 1024);
+    ASSERT_TRUE(c.Send(half).ok());
+    // SO_LINGER with a zero timeout: close sends a reset, dropping what is unsent.
+    struct linger l = {1, 0};
+    ASSERT_EQ(setsockopt(c.fd(), SOL_SOCKET, SO_LINGER, &l, sizeof l), 0);
+  }
+  Socket other = Connect();
+  ASSERT_TRUE(other.SendAll("still serving").ok());
+  char buf[13];
+  ASSERT_TRUE(other.RecvExactly(absl::MakeSpan(buf)).ok());
+  EXPECT_EQ(std::string(buf, 13), "still serving");
+  // The reset connection's handler ended with an error, without taking the server down.
+  const absl::Time end = absl::Now() + absl::Seconds(10);
+  while (stats_->Snapshot().errors == 0 && absl::Now() < end) Sleep(absl::Milliseconds(1));
+  EXPECT_EQ(stats_->Snapshot().errors, 1u);
+  EXPECT_EQ(stats_->Snapshot().connections, 2u);
+}
+
+TEST_F(EchoTest, EchoConnectionRejectsAZeroBuffer) {
+  absl::StatusOr<std::pair<Socket, Socket>> pair = Socket::Pair();
+  EchoOptions echo;
+  echo.buffer_size = 0;
+  absl::Status s = EchoConnection(pair->first, nullptr, echo);
+  EXPECT_TRUE(absl::IsInvalidArgument(s));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("buffer_size must be > 0"));
+}
+
+// EchoServer runs on threads of its own; the test's hub is only the client.
+TEST_F(EchoTest, EchoServerOnItsOwnThreads) {
+  EchoServerOptions options;
+  options.threads = 2;
+  EchoServer echo(options);
+  ASSERT_TRUE(echo.Start().ok());
+  ASSERT_NE(echo.port(), 0);
+  std::vector<Socket> clients;
+  for (int i = 0; i < 8; ++i) {
+    absl::StatusOr<Socket> c = CreateConnection("127.0.0.1", echo.port(), absl::Seconds(30));
+    ASSERT_TRUE(c.ok()) << c.status();
+    clients.push_back(std::move(*c));
+  }
+  for (Socket& c : clients) {
+    ASSERT_TRUE(c.SendAll("0123456789").ok());
+    ASSERT_TRUE(c.Shutdown(SHUT_WR).ok());
+    EXPECT_EQ(ReadAll(c), "0123456789");
+  }
+  echo.Stop();
+  EXPECT_EQ(echo.server_stats().accepted, 8u);
+  EXPECT_EQ(echo.stats().connections, 8u);
+  EXPECT_EQ(echo.stats().bytes, 80u);
+}
+
+TEST_F(EchoTest, EchoServerRejectsAHostName) {
+  EchoServerOptions options;
+  options.host = "localhost";
+  EchoServer echo(options);
+  absl::Status s = echo.Start();
+  EXPECT_TRUE(absl::IsInvalidArgument(s));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("not a numeric IPv4 or IPv6 address"));
+}
+
+// ----- the echo_server binary -----
+
+std::string EchoServerBinary() {
+  const char* srcdir = std::getenv("TEST_SRCDIR");
+  const char* workspace = std::getenv("TEST_WORKSPACE");
+  if (srcdir == nullptr || workspace == nullptr) return "";
+  return absl::StrCat(srcdir, "/", workspace, "/socket/echo_server");
+}
+
+TEST_F(EchoTest, BinaryPrintsASummaryAndExitsCleanlyOnSigterm) {
+  const std::string binary = EchoServerBinary();
+  if (binary.empty() || access(binary.c_str(), X_OK) != 0) GTEST_SKIP() << "not run by Bazel";
+  int out[2];
+  ASSERT_EQ(pipe(out), 0);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    dup2(out[1], STDOUT_FILENO);
+    close(out[0]);
+    close(out[1]);
+    execl(binary.c_str(), binary.c_str(), "--port=0", "--threads=2", nullptr);
+    _exit(127);
+  }
+  close(out[1]);
+  FILE* lines = fdopen(out[0], "r");
+  ASSERT_NE(lines, nullptr);
+  char line[512];
+  // "echo_server: listening on 127.0.0.1:<port> with 2 thread(s)"
+  ASSERT_NE(fgets(line, sizeof line, lines), nullptr);
+  std::string first = line;
+  ASSERT_THAT(first, HasSubstr("listening on 127.0.0.1:"));
+  const size_t colon = first.rfind(':');
+  int port = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(first.substr(colon + 1, first.find(' ', colon) - colon - 1), &port))
+      << first;
+  {
+    absl::StatusOr<Socket> c = CreateConnection("127.0.0.1", static_cast<uint16_t>(port),
+                                                absl::Seconds(30));
+    ASSERT_TRUE(c.ok()) << c.status();
+    ASSERT_TRUE(c->SendAll("hello").ok());
+    ASSERT_TRUE(c->Shutdown(SHUT_WR).ok());
+    EXPECT_EQ(ReadAll(*c), "hello");
+  }
+  ASSERT_EQ(kill(pid, SIGTERM), 0);
+  ASSERT_NE(fgets(line, sizeof line, lines), nullptr);
+  EXPECT_THAT(std::string(line),
+              HasSubstr("echo_server: SIGTERM: 1 connections, 5 bytes echoed"));
+  fclose(lines);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+}  // namespace
+}  // namespace gevent

@@ -3,12 +3,13 @@
 #include <errno.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/notification.h"
 #include "core/watchers.h"
 #include "hub/event.h"
 #include "hub/hub.h"
@@ -266,8 +267,13 @@ void DatagramServer::Stop() {
 struct MultiThreadServer::Worker {
   SocketAddress address;
   std::thread thread;
-  absl::Notification started;
-  absl::Status start_status;              // Written before `started` is notified.
+  // `started` is set under `mu` once the server is listening (or failed). std::mutex rather than
+  // absl::Notification: ThreadSanitizer sees through libstdc++'s pthread calls, not through the
+  // system Abseil's futex waits.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool started = false;
+  absl::Status start_status;              // Written before `started` is set.
   std::shared_ptr<ServerCounters> counters;
   SocketAddress bound;
   AsyncWatcher* stop_async = nullptr;     // Valid from `started` until the thread ends.
@@ -301,7 +307,11 @@ void MultiThreadServer::RunWorker(Worker* worker) {
     worker->bound = server.address();
     worker->stop_async = &async;
     const bool ok = worker->start_status.ok();
-    worker->started.Notify();
+    {
+      std::lock_guard<std::mutex> lock(worker->mu);
+      worker->started = true;
+    }
+    worker->cv.notify_all();
     if (ok) {
       stop.Wait();
       server.Stop(absl::Nanoseconds(worker->grace_ns.load()));
@@ -326,7 +336,10 @@ absl::Status MultiThreadServer::Start() {
     Worker* w = worker.get();
     workers_.push_back(std::move(worker));
     w->thread = std::thread([this, w] { RunWorker(w); });
-    w->started.WaitForNotification();
+    {
+      std::unique_lock<std::mutex> lock(w->mu);
+      w->cv.wait(lock, [w] { return w->started; });
+    }
     if (!w->start_status.ok()) {
       status = w->start_status;
       break;

@@ -513,6 +513,17 @@ __attribute__((noinline)) void OverflowByALittle() {
 TEST_F(GreenletDeathTest, UnguardedStackOverflowIsDetectedOnSwitch) {
   EXPECT_DEATH(
       {
+        // Make the next slot one with a canary: a slab's first slot has the guard page below it
+        // instead, and is held aside here.
+        std::vector<Stack> held;
+        for (;;) {
+          const Stack s = StackPool::ThisThread().Allocate({kMinStackSize, StackKind::kUnguarded});
+          if (s.canary != nullptr) {
+            StackPool::ThisThread().Release(s);  // The greenlet below gets this slot back.
+            break;
+          }
+          held.push_back(s);
+        }
         Greenlet* main = Greenlet::Current();
         Greenlet g(
             [main] {
@@ -523,6 +534,16 @@ TEST_F(GreenletDeathTest, UnguardedStackOverflowIsDetectedOnSwitch) {
         g.Switch();
       },
       "stack overflow detected");
+}
+
+TEST_F(GreenletDeathTest, OverflowOfASlabsFirstSlotFaultsOnTheGuardPage) {
+  EXPECT_DEATH(
+      {
+        Greenlet g([] { return Recurse(1 << 20); }, nullptr,
+                   {kMinStackSize, StackKind::kUnguarded});
+        g.Switch();
+      },
+      "");
 }
 
 }  // namespace

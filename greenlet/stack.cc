@@ -147,23 +147,24 @@ StackPool::Bucket& StackPool::BucketFor(std::size_t size, StackKind kind) {
 }
 
 void StackPool::AddSlab(Bucket& bucket) {
-  // Layout: [guard page][canary page][slot 0][slot 1]...; slot k's canary is in the last bytes
-  // of slot k-1 (slot 0's in the canary page), so overflow of slot k hits its canary first.
+  // Layout: [guard page][slot 0][slot 1]...; slot k's canary is in the last bytes of slot k-1,
+  // so overflow of slot k hits its canary first. Slot 0 needs none: it overflows into the guard.
   const std::size_t page = PageSize();
   const std::size_t slots = std::max(kMinSlotsPerSlab, kTargetSlabBytes / bucket.size);
-  const std::size_t bytes = 2 * page + slots * bucket.size;
+  const std::size_t bytes = page + slots * bucket.size;
   char* base = static_cast<char*>(MapNoReserve(bytes, "an unguarded stack slab"));
   ProtectGuard(base, bytes, "an unguarded stack slab");
   slabs_.push_back(Slab{base, bytes});
-  char* first = base + 2 * page;
+  char* first = base + page;
   // Pushed in reverse so slot 0 is handed out first: each slot's canary then lands in a page the
-  // previous slot already touched.
+  // previous slot already touched, and a parked greenlet costs only the pages it touches.
   for (std::size_t i = slots; i-- > 0;) {
     Stack stack;
     stack.low = first + i * bucket.size;
     stack.size = bucket.size - kCanaryGap;
     stack.kind = StackKind::kUnguarded;
-    stack.canary = reinterpret_cast<std::uint64_t*>(static_cast<char*>(stack.low) - 16);
+    stack.canary =
+        i == 0 ? nullptr : reinterpret_cast<std::uint64_t*>(static_cast<char*>(stack.low) - 16);
     stack.valgrind_id = internal::ValgrindRegisterStack(stack.low, stack.top());
     bucket.free.push_back(stack);
   }

@@ -60,7 +60,9 @@ struct Stack {
   void* low = nullptr;
   std::size_t size = 0;
   StackKind kind = StackKind::kGuarded;
-  std::uint64_t* canary = nullptr;  // Unguarded only: the word just below `low`.
+  // Unguarded only: the word just below `low`; null for a slab's first slot, which sits on the
+  // slab's guard page instead.
+  std::uint64_t* canary = nullptr;
   unsigned valgrind_id = 0;         // Registration with valgrind (0 outside valgrind).
 
   void* top() const { return static_cast<char*>(low) + size; }

@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <utility>
 
+#include "greenlet/stack.h"
+
 namespace gevent {
 namespace {
 
@@ -63,14 +65,22 @@ Hub::~Hub() {
   }
   foreign_async_.reset();
   while (internal::ReadyNode* node = ready_.PopFront()) {
-    if (node->run == &Hub::RunCallbackNode) delete static_cast<CallbackNode*>(node);
+    --ready_count_;
+    if (node->run == &Hub::RunCallbackNode) {
+      delete static_cast<CallbackNode*>(node);
+    } else if (node->discard != nullptr) {
+      node->discard(node);
+    }
   }
   if (loop_->is_default()) default_loop_taken.store(false);
 }
 
 Hub& internal::CreateHub() {
   if (tls_hub != nullptr) return *tls_hub;
-  Greenlet::Current();  // Thread greenlet state first: see HubOwner().
+  // The thread's greenlet state and stack pool first, so that they are destroyed after the hub
+  // at thread exit (see HubOwner()).
+  Greenlet::Current();
+  greenlet::StackPool::ThisThread();
   std::unique_ptr<Hub>& owner = HubOwner();
   std::unique_ptr<Loop> owned;
   Loop* loop = nullptr;

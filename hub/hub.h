@@ -85,9 +85,12 @@ namespace internal {
 // ReadyNode: an entry of the hub's ready queue, intrusive so that queueing allocates nothing and
 // an entry can remove itself (its owner is destroyed, or its greenlet was resumed another way).
 // An entry either resumes `resume` (with the node's address as the wake key) or calls `run`.
+// A hub destroyed with the entry still queued calls `discard` (if set) instead, so that the
+// entry's owner can let go of what it holds.
 struct ReadyNode : ListLink {
   void (*run)(ReadyNode* self) = nullptr;
   greenlet::Greenlet* resume = nullptr;
+  void (*discard)(ReadyNode* self) = nullptr;
   bool queued() const { return linked(); }
 };
 

@@ -51,28 +51,91 @@ SpawnErrorHandler SetSpawnErrorHandler(SpawnErrorHandler handler) {
   return previous;
 }
 
-Greenlet::Greenlet(PrivateTag, Hub& hub, absl::AnyInvocable<std::any()> body, SpawnOptions options)
+namespace {
+
+// StackTopAllocator hands allocate_shared the top bytes of a pooled stack for the Greenlet and
+// its reference counts, and gives the stack back to the pool when that block is freed.
+template <typename T>
+struct StackTopAllocator {
+  using value_type = T;
+
+  StackTopAllocator(const greenlet::Stack& stack, std::size_t reserved)
+      : stack(stack), reserved(reserved) {}
+  template <typename U>
+  StackTopAllocator(const StackTopAllocator<U>& other)  // NOLINT: rebinding must be implicit.
+      : stack(other.stack), reserved(other.reserved) {}
+
+  T* allocate(std::size_t n) {
+    if (n * sizeof(T) > reserved || alignof(T) > kAlign) {
+      throw std::logic_error("gevent::Spawn: the greenlet block does not fit its stack reserve");
+    }
+    return reinterpret_cast<T*>(static_cast<char*>(stack.low) + stack.size - reserved);
+  }
+  void deallocate(T*, std::size_t) { greenlet::StackPool::ThisThread().Release(stack); }
+
+  template <typename U>
+  bool operator==(const StackTopAllocator<U>& other) const { return stack.low == other.stack.low; }
+  template <typename U>
+  bool operator!=(const StackTopAllocator<U>& other) const { return !(*this == other); }
+
+  static constexpr std::size_t kAlign = 64;
+  greenlet::Stack stack;
+  std::size_t reserved;
+};
+
+// Bytes kept at the top of the stack for the Greenlet and the shared_ptr control block around
+// it (a vtable pointer and two counts), rounded to a cache line.
+constexpr std::size_t kTopReserve =
+    (sizeof(Greenlet) + 64 + StackTopAllocator<Greenlet>::kAlign - 1) /
+    StackTopAllocator<Greenlet>::kAlign * StackTopAllocator<Greenlet>::kAlign;
+
+// The pool's smallest stack (kMinStackSize, less an unguarded slot's canary gap) leaves plenty.
+static_assert(kTopReserve <= greenlet::kMinStackSize / 8);
+
+}  // namespace
+
+Greenlet::Greenlet(PrivateTag, Hub& hub, absl::AnyInvocable<std::any()> body, std::string name,
+                   const greenlet::Stack& stack)
     : hub_(&hub),
       body_(std::move(body)),
-      name_(std::move(options.name)),
-      raw_([this] { Run(); }, hub.greenlet(), options.stack) {
+      name_(std::move(name)),
+      raw_([this] { Run(); }, hub.greenlet(), stack) {
   if (!body_) throw std::invalid_argument("gevent::Spawn: the function is empty");
   raw_.set_user_data(this);  // For GetCurrent.
+  start_node_.resume = &raw_;
+  start_node_.discard = &Greenlet::DiscardNode;
+  start_node_.owner = this;
+  notify_node_.run = &Greenlet::RunNotifyNode;
+  notify_node_.discard = &Greenlet::DiscardNode;
+  notify_node_.owner = this;
 }
 
 // A suspended raw greenlet is unwound by its own destructor (it is never the running one here:
-// a running greenlet holds a reference to itself).
+// a running greenlet holds a reference to itself). The nodes are queued only while self_ is set.
 Greenlet::~Greenlet() = default;
 
 GreenletRef Greenlet::Create(absl::AnyInvocable<std::any()> body, SpawnOptions options) {
-  return std::make_shared<Greenlet>(PrivateTag{}, GetHub(), std::move(body), std::move(options));
+  Hub& hub = GetHub();
+  if (!body) throw std::invalid_argument("gevent::Spawn: the function is empty");
+  greenlet::StackPool& pool = greenlet::StackPool::ThisThread();
+  const greenlet::Stack stack = pool.Allocate(options.stack);
+  greenlet::Stack below = stack;
+  below.size -= kTopReserve;
+  try {
+    return std::allocate_shared<Greenlet>(StackTopAllocator<Greenlet>(stack, kTopReserve),
+                                          PrivateTag{}, hub, std::move(body),
+                                          std::move(options.name), below);
+  } catch (...) {
+    pool.Release(stack);
+    throw;
+  }
 }
 
 void Greenlet::Start() {
   if (start_scheduled_ || dead_ || raw_.started()) return;
   start_scheduled_ = true;
   self_ = shared_from_this();
-  hub_->Schedule([self = self_] { self->RunStart(); });
+  hub_->ScheduleNode(&start_node_);
 }
 
 void Greenlet::StartLater(absl::Duration delay) {
@@ -81,28 +144,10 @@ void Greenlet::StartLater(absl::Duration delay) {
   self_ = shared_from_this();
   hub_->loop().UpdateNow();
   start_timer_.emplace(hub_->loop(), std::max(delay, absl::ZeroDuration()), [this] {
-    GreenletRef keep = shared_from_this();
-    keep->RunStart();
+    // self_ keeps `this` alive until the finish notification, which runs after this returns.
+    if (!dead_ && !raw_.started()) hub_->Resume(&raw_, &start_node_);
   });
   start_timer_->Start();
-}
-
-void Greenlet::RunStart() {
-  // On the hub.
-  if (dead_ || raw_.started()) return;  // Killed before it could start.
-  GreenletRef keep = shared_from_this();
-  try {
-    raw_.Switch();
-  } catch (...) {
-    // The stack could not be allocated (the greenlet's own errors never escape Run).
-    if (!raw_.started() && !dead_) {
-      exception_ = std::current_exception();
-      ReportGreenletError(*this, exception_);
-      Finish();
-    } else {
-      hub_->loop().ReportError("greenlet", std::current_exception());
-    }
-  }
 }
 
 void Greenlet::Run() {
@@ -121,30 +166,35 @@ void Greenlet::Run() {
 
 void Greenlet::Finish() {
   dead_ = true;
+  hub_->Unschedule(&start_node_);
   if (start_timer_.has_value()) start_timer_->Stop();
   locals_.clear();
-  for (Waiter* w : joiners_) w->Wake();
-  // The reference that kept the greenlet alive is dropped on the hub, after the links ran: never
-  // on the greenlet's own stack.
-  GreenletRef keep = self_ ? std::move(self_) : shared_from_this();
-  self_.reset();
-  ScheduleNotify(std::move(keep));
+  // A greenlet killed before Start holds no reference to itself yet: take one, so that the
+  // links see it alive.
+  if (!self_) self_ = shared_from_this();
+  // The links run before the joiners resume, as in gevent, where a join is a link.
+  ScheduleNotify();
+  joiners_.ForEach([](JoinNode* j) { j->waiter->Wake(); });
 }
 
-void Greenlet::ScheduleNotify(GreenletRef keep) {
-  if (notify_scheduled_) return;
-  notify_scheduled_ = true;
-  hub_->Schedule([keep = std::move(keep)] {
-    keep->notify_scheduled_ = false;
-    keep->NotifyLinks();
-  });
+void Greenlet::ScheduleNotify() { hub_->ScheduleNode(&notify_node_); }
+
+void Greenlet::RunNotifyNode(internal::ReadyNode* node) {
+  Greenlet* g = static_cast<OwnedNode*>(node)->owner;
+  // Dropped on the hub after the links ran; this may destroy the greenlet.
+  GreenletRef keep = std::move(g->self_);
+  g->NotifyLinks(keep);
 }
 
-void Greenlet::NotifyLinks() {
-  GreenletRef self = shared_from_this();
-  while (!links_.empty()) {
-    LinkEntry link = std::move(links_.front());
-    links_.pop_front();
+void Greenlet::DiscardNode(internal::ReadyNode* node) {
+  // The hub is going away: drop the reference the queued start or notification held.
+  GreenletRef keep = std::move(static_cast<OwnedNode*>(node)->owner->self_);
+}
+
+void Greenlet::NotifyLinks(const GreenletRef& self) {
+  // Links added by a link callback run in this same pass, after the others.
+  while (links_done_ < links_.size()) {
+    LinkEntry link = std::move(links_[links_done_++]);
     const bool wanted = link.kind == LinkKind::kAll ||
                         (link.kind == LinkKind::kValue && !exception_) ||
                         (link.kind == LinkKind::kException && exception_);
@@ -155,13 +205,20 @@ void Greenlet::NotifyLinks() {
       hub_->loop().ReportError("link", std::current_exception());
     }
   }
+  links_.clear();
+  links_done_ = 0;
 }
 
 Greenlet::LinkId Greenlet::AddLink(LinkKind kind, LinkCallback callback) {
   if (!callback) throw std::invalid_argument("gevent::Greenlet::Link: the callback is empty");
   const LinkId id = next_link_id_++;
   links_.push_back(LinkEntry{id, kind, std::move(callback)});
-  if (dead_) ScheduleNotify(shared_from_this());
+  if (dead_ && !notify_node_.queued() && links_done_ == 0) {
+    // A link added after the finish runs soon, also when the greenlet's own notification has
+    // already run: it holds a reference until then.
+    if (!self_) self_ = shared_from_this();
+    ScheduleNotify();
+  }
   return id;
 }
 
@@ -176,7 +233,7 @@ Greenlet::LinkId Greenlet::LinkException(LinkCallback callback) {
 }
 
 bool Greenlet::Unlink(LinkId id) {
-  auto it = std::find_if(links_.begin(), links_.end(),
+  auto it = std::find_if(links_.begin() + static_cast<std::ptrdiff_t>(links_done_), links_.end(),
                          [id](const LinkEntry& l) { return l.id == id; });
   if (it == links_.end()) return false;
   links_.erase(it);
@@ -188,14 +245,12 @@ bool Greenlet::Join(std::optional<absl::Duration> timeout) {
   if (greenlet::Greenlet::Current() == &raw_) {
     throw std::logic_error("gevent::Greenlet::Join: a greenlet cannot join itself");
   }
-  GreenletRef keep = shared_from_this();
+  // The caller holds a reference (a GreenletRef) or the greenlet is scheduled (self_): alive
+  // until this returns.
   Waiter waiter(*hub_);
-  joiners_.push_back(&waiter);
-  struct Leave {
-    Greenlet* g;
-    Waiter* w;
-    ~Leave() { g->joiners_.erase(std::find(g->joiners_.begin(), g->joiners_.end(), w)); }
-  } leave{this, &waiter};
+  JoinNode node;
+  node.waiter = &waiter;
+  joiners_.PushBack(&node);
   waiter.Get(timeout);
   return dead_;
 }
@@ -241,25 +296,15 @@ bool JoinAll(const std::vector<GreenletRef>& greenlets, std::optional<absl::Dura
              bool raise_error) {
   Hub& hub = GetHub();
   hub.loop().UpdateNow();
-  const std::optional<absl::Time> deadline =
-      timeout.has_value() ? std::optional<absl::Time>(absl::Now() + *timeout) : std::nullopt;
+  const absl::Time deadline =
+      timeout.has_value() ? absl::Now() + *timeout : absl::InfiniteFuture();
   Waiter waiter(hub);
-  std::vector<GreenletRef> registered;
-  struct Leave {
-    std::vector<GreenletRef>& gs;
-    Waiter* w;
-    ~Leave() {
-      for (const GreenletRef& g : gs) {
-        auto& j = g->joiners_;
-        auto it = std::find(j.begin(), j.end(), w);
-        if (it != j.end()) j.erase(it);
-      }
-    }
-  } leave{registered, &waiter};
-  for (const GreenletRef& g : greenlets) {
-    if (g && !g->dead()) {
-      g->joiners_.push_back(&waiter);
-      registered.push_back(g);
+  // One registration per greenlet, all waking the same waiter; each unlinks itself on the way out.
+  std::vector<Greenlet::JoinNode> nodes(greenlets.size());
+  for (std::size_t i = 0; i < greenlets.size(); ++i) {
+    if (greenlets[i] && !greenlets[i]->dead()) {
+      nodes[i].waiter = &waiter;
+      greenlets[i]->joiners_.PushBack(&nodes[i]);
     }
   }
   while (true) {
@@ -274,8 +319,8 @@ bool JoinAll(const std::vector<GreenletRef>& greenlets, std::optional<absl::Dura
     }
     if (all) return true;
     std::optional<absl::Duration> left;
-    if (deadline.has_value()) {
-      left = *deadline - absl::Now();
+    if (timeout.has_value()) {
+      left = deadline - absl::Now();
       if (*left <= absl::ZeroDuration()) return false;
     }
     if (!waiter.Get(left)) return false;

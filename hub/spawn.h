@@ -15,6 +15,12 @@
 // A greenlet parked forever with no handle left is leaked with its stack (as in gevent, where it
 // would never be collected either).
 //
+// Memory. Spawn takes the stack from the thread's StackPool at once (a StackError then reaches
+// the caller of Spawn) and places the Greenlet object, with its reference counts, in the top
+// bytes of that stack: one pooled allocation per spawn, and a parked greenlet's object shares a
+// page with its innermost frames. The stack returns to the pool when the last GreenletRef and
+// the last std::weak_ptr to the greenlet are gone.
+//
 // Links run on the hub, in FIFO order, after the finish (also when added after it). They must not
 // block. Joiners (Join/Get) park with a gevent::Waiter; any greenlet, including the thread's main
 // greenlet, may join, and several may join the same greenlet.
@@ -31,7 +37,6 @@
 #include <any>
 #include <atomic>
 #include <cstdint>
-#include <deque>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -75,7 +80,8 @@ class Greenlet : public std::enable_shared_from_this<Greenlet> {
   struct PrivateTag {};
 
   // Use Spawn / SpawnLater / Create.
-  Greenlet(PrivateTag, Hub& hub, absl::AnyInvocable<std::any()> body, SpawnOptions options);
+  Greenlet(PrivateTag, Hub& hub, absl::AnyInvocable<std::any()> body, std::string name,
+           const greenlet::Stack& stack);
   Greenlet(const Greenlet&) = delete;
   Greenlet& operator=(const Greenlet&) = delete;
   ~Greenlet();
@@ -128,7 +134,7 @@ class Greenlet : public std::enable_shared_from_this<Greenlet> {
   LinkId LinkValue(LinkCallback callback);
   LinkId LinkException(LinkCallback callback);
   bool Unlink(LinkId id);
-  std::size_t link_count() const { return links_.size(); }
+  std::size_t link_count() const { return links_.size() - links_done_; }
 
   // raw: the underlying greenlet.
   greenlet::Greenlet* raw() { return &raw_; }
@@ -147,14 +153,25 @@ class Greenlet : public std::enable_shared_from_this<Greenlet> {
     LinkKind kind;
     LinkCallback callback;
   };
+  // JoinNode: a joiner's registration, on the joiner's stack; Finish wakes every one.
+  struct JoinNode : internal::ListLink {
+    Waiter* waiter = nullptr;
+    ~JoinNode() { Unlink(); }
+  };
+  // The start (which resumes raw_) and the finish notification are intrusive hub entries:
+  // spawning allocates nothing but the stack.
+  struct OwnedNode : internal::ReadyNode {
+    Greenlet* owner = nullptr;
+  };
   friend bool JoinAll(const std::vector<GreenletRef>&, std::optional<absl::Duration>, bool);
 
   LinkId AddLink(LinkKind kind, LinkCallback callback);
   void Run();
-  void RunStart();
   void Finish();
-  void ScheduleNotify(GreenletRef keep);
-  void NotifyLinks();
+  void ScheduleNotify();
+  void NotifyLinks(const GreenletRef& self);
+  static void RunNotifyNode(internal::ReadyNode* node);
+  static void DiscardNode(internal::ReadyNode* node);
 
   Hub* hub_;
   absl::AnyInvocable<std::any()> body_;
@@ -163,12 +180,17 @@ class Greenlet : public std::enable_shared_from_this<Greenlet> {
   std::exception_ptr exception_;
   bool dead_ = false;
   bool start_scheduled_ = false;
-  bool notify_scheduled_ = false;
-  GreenletRef self_;  // Set while scheduled or running.
+  // Set from Start until the finish notification ran: a scheduled or running greenlet keeps
+  // itself alive, and the last reference of a finished one is never dropped on its own stack.
+  GreenletRef self_;
+  OwnedNode start_node_;
+  OwnedNode notify_node_;
   std::optional<TimerWatcher> start_timer_;
-  std::deque<LinkEntry> links_;
+  // Links in the order added; the first links_done_ already ran or were unlinked (emptied).
+  std::vector<LinkEntry> links_;
+  std::size_t links_done_ = 0;
   LinkId next_link_id_ = 1;
-  std::vector<Waiter*> joiners_;
+  internal::ListHead<JoinNode> joiners_;
   std::unordered_map<std::uint64_t, std::shared_ptr<void>> locals_;
   // Last, so it is destroyed first: unwinding a suspended greenlet runs Run's epilogue, which
   // still uses the members above.
@@ -178,6 +200,17 @@ class Greenlet : public std::enable_shared_from_this<Greenlet> {
 namespace internal {
 template <typename F, typename... Args>
 absl::AnyInvocable<std::any()> MakeBody(F&& fn, Args&&... args) {
+  if constexpr (sizeof...(Args) == 0) {
+    // No argument tuple: a function object of two pointers stays inside the AnyInvocable.
+    return [f = std::decay_t<F>(std::forward<F>(fn))]() mutable -> std::any {
+      if constexpr (std::is_void_v<decltype(f())>) {
+        f();
+        return {};
+      } else {
+        return std::any(f());
+      }
+    };
+  }
   return [f = std::decay_t<F>(std::forward<F>(fn)),
           args = std::make_tuple(std::decay_t<Args>(std::forward<Args>(args))...)]() mutable
          -> std::any {

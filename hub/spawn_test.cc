@@ -1,4 +1,6 @@
 #include "hub/spawn.h"
+
+#include "greenlet/stack.h"
 #include "hub/hub_test_fixture.h"
 
 #include <gtest/gtest.h>
@@ -307,6 +309,57 @@ TEST_F(SpawnTest, FireAndForgetKeepsItselfAlive) {
   });
   Wait();
   EXPECT_EQ(ran, 1);
+}
+
+TEST_F(SpawnTest, ABadStackIsReportedBySpawnItself) {
+  SpawnOptions options;
+  options.stack.size = 1024;  // Below greenlet::kMinStackSize.
+  try {
+    Spawn(options, [] {});
+    FAIL() << "Spawn accepted a 1 KiB stack";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("1024"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(Wait());
+}
+
+TEST_F(SpawnTest, TheGreenletLivesAtTheTopOfItsOwnStack) {
+  GreenletRef g = Spawn([] {
+    const greenlet::Stack& stack = GetCurrent()->raw()->stack();
+    const char* object = reinterpret_cast<const char*>(GetCurrent().get());
+    const char* top = static_cast<const char*>(stack.low) + stack.size;
+    // Above the part the greenlet runs on, within one page of it.
+    return object >= top && object < top + 4096;
+  });
+  EXPECT_TRUE(g->GetAs<bool>());
+}
+
+TEST_F(SpawnTest, StacksGoBackToThePoolWhenTheLastReferenceGoes) {
+  greenlet::StackPool& pool = greenlet::StackPool::ThisThread();
+  EXPECT_TRUE(Wait());  // The hub greenlet has its stack from now on.
+  GreenletRef g = Spawn([] {});
+  const std::size_t with_one = pool.in_use();
+  g->Join();
+  std::weak_ptr<Greenlet> weak = g;
+  g.reset();
+  EXPECT_TRUE(Wait());
+  EXPECT_EQ(pool.in_use(), with_one);  // The weak reference still holds the block.
+  weak.reset();
+  EXPECT_EQ(pool.in_use(), with_one - 1);
+}
+
+TEST_F(SpawnTest, DestroyingTheHubReleasesGreenletsThatNeverStarted) {
+  greenlet::StackPool& pool = greenlet::StackPool::ThisThread();
+  GetHub();
+  const std::size_t before = pool.in_use();
+  bool destroyed = false;
+  std::weak_ptr<Greenlet> weak = Spawn([f = std::make_shared<Flag>(Flag{&destroyed})] {});
+  EXPECT_FALSE(weak.expired());  // Scheduled: it holds itself.
+  DestroyHub();
+  EXPECT_TRUE(destroyed);
+  EXPECT_TRUE(weak.expired());
+  weak.reset();
+  EXPECT_EQ(pool.in_use(), before);
 }
 
 }  // namespace

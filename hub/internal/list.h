@@ -45,6 +45,12 @@ class ListHead {
     sentinel_.prev = node;
   }
 
+  // ForEach calls fn(node) for every node, oldest first. `fn` must not unlink nodes.
+  template <typename Fn>
+  void ForEach(Fn&& fn) const {
+    for (ListLink* l = sentinel_.next; l != &sentinel_; l = l->next) fn(static_cast<Node*>(l));
+  }
+
   // PopFront unlinks and returns the oldest node, or null.
   Node* PopFront() {
     Node* node = front();

@@ -43,6 +43,14 @@ int main(int argc, char** argv) {
   // The main thread's hub comes first so that it owns libev's default loop (signals).
   gevent::Hub& hub = gevent::GetHub();
 
+  // Signals are caught from before the server exists: a SIGTERM right after the "listening" line
+  // must still give the summary. libev turns them into loop events on this thread.
+  int received = 0;
+  gevent::SignalWatcher on_int(hub.loop(), SIGINT, [&] { received = SIGINT; });
+  gevent::SignalWatcher on_term(hub.loop(), SIGTERM, [&] { received = SIGTERM; });
+  on_int.Start();
+  on_term.Start();
+
   gevent::EchoServerOptions options;
   options.host = absl::GetFlag(FLAGS_host);
   options.port = static_cast<uint16_t>(port);
@@ -59,11 +67,6 @@ int main(int argc, char** argv) {
               server.address().ToString().c_str(), threads);
   std::fflush(stdout);
 
-  int received = 0;
-  gevent::SignalWatcher on_int(hub.loop(), SIGINT, [&] { received = SIGINT; });
-  gevent::SignalWatcher on_term(hub.loop(), SIGTERM, [&] { received = SIGTERM; });
-  on_int.Start();
-  on_term.Start();
   while (received == 0) hub.loop().Run(gevent::RunMode::kOnce);
   on_int.Stop();
   on_term.Stop();

@@ -5,6 +5,7 @@ namespace gevent {
 void Event::Set() {
   flag_ = true;
   waiters_.GrantAll();
+  NotifyObservers();
 }
 
 bool Event::Wait(std::optional<absl::Duration> timeout) {

@@ -32,21 +32,22 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "hub/wait_list.h"
+#include "hub/waitable.h"
 
 namespace gevent {
 
 // Event: a flag that greenlets can wait to become set (gevent.event.Event).
-class Event {
+// An Event is a Waitable (gevent::Wait / IWait), ready while set.
+class Event : public Waitable {
  public:
   Event() = default;
-  Event(const Event&) = delete;
-  Event& operator=(const Event&) = delete;
 
   // Set sets the flag and wakes every waiter (they run later, from the hub, in arrival order).
   void Set();
   // Clear resets the flag. Waiters already woken by a Set still return true.
   void Clear() { flag_ = false; }
   bool IsSet() const { return flag_; }
+  bool ready() const override { return flag_; }
 
   // Wait returns true at once if the flag is set, otherwise parks until a Set (true) or until
   // `timeout` expires (false). nullopt waits forever.
@@ -67,27 +68,29 @@ class Event {
 //
 // As a link target: `result` itself is callable with a T (operator()), and Setter() returns a
 // small callable for components that take a callback (e.g. `greenlet.Link(result.Setter())`).
+//
+// An AsyncResult is a Waitable (gevent::Wait / IWait), ready once set.
 template <typename T>
-class AsyncResult {
+class AsyncResult : public Waitable {
  public:
   AsyncResult() = default;
-  AsyncResult(const AsyncResult&) = delete;
-  AsyncResult& operator=(const AsyncResult&) = delete;
 
   void Set(T value) {
     value_.emplace(std::move(value));
     error_ = nullptr;
     waiters_.GrantAll();
+    NotifyObservers();
   }
   void SetException(std::exception_ptr error) {
     if (!error) throw std::invalid_argument("gevent::AsyncResult::SetException: null exception");
     value_.reset();
     error_ = std::move(error);
     waiters_.GrantAll();
+    NotifyObservers();
   }
 
   // ready: a value or an exception has been set. successful: a value has been set.
-  bool ready() const { return value_.has_value() || error_ != nullptr; }
+  bool ready() const override { return value_.has_value() || error_ != nullptr; }
   bool successful() const { return value_.has_value(); }
   // exception: the exception set, or null.
   std::exception_ptr exception() const { return error_; }

@@ -174,7 +174,7 @@ void Greenlet::Finish() {
   if (!self_) self_ = shared_from_this();
   // The links run before the joiners resume, as in gevent, where a join is a link.
   ScheduleNotify();
-  joiners_.ForEach([](JoinNode* j) { j->waiter->Wake(); });
+  NotifyObservers();  // Joiners, JoinAll, IWait.
 }
 
 void Greenlet::ScheduleNotify() { hub_->ScheduleNode(&notify_node_); }
@@ -248,9 +248,8 @@ bool Greenlet::Join(std::optional<absl::Duration> timeout) {
   // The caller holds a reference (a GreenletRef) or the greenlet is scheduled (self_): alive
   // until this returns.
   Waiter waiter(*hub_);
-  JoinNode node;
-  node.waiter = &waiter;
-  joiners_.PushBack(&node);
+  JoinObserver joiner(&waiter);
+  AddObserver(&joiner);
   waiter.Get(timeout);
   return dead_;
 }
@@ -300,11 +299,11 @@ bool JoinAll(const std::vector<GreenletRef>& greenlets, std::optional<absl::Dura
       timeout.has_value() ? absl::Now() + *timeout : absl::InfiniteFuture();
   Waiter waiter(hub);
   // One registration per greenlet, all waking the same waiter; each unlinks itself on the way out.
-  std::vector<Greenlet::JoinNode> nodes(greenlets.size());
+  std::vector<Greenlet::JoinObserver> joiners(greenlets.size());
   for (std::size_t i = 0; i < greenlets.size(); ++i) {
     if (greenlets[i] && !greenlets[i]->dead()) {
-      nodes[i].waiter = &waiter;
-      greenlets[i]->joiners_.PushBack(&nodes[i]);
+      joiners[i].waiter = &waiter;
+      greenlets[i]->AddObserver(&joiners[i]);
     }
   }
   while (true) {

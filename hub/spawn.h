@@ -54,6 +54,7 @@
 #include "greenlet/greenlet.h"
 #include "hub/hub.h"
 #include "hub/timeout.h"
+#include "hub/waitable.h"
 
 namespace gevent {
 
@@ -73,7 +74,8 @@ using SpawnErrorHandler = std::function<void(Greenlet& greenlet, std::exception_
 // the previous one.
 SpawnErrorHandler SetSpawnErrorHandler(SpawnErrorHandler handler);
 
-class Greenlet : public std::enable_shared_from_this<Greenlet> {
+// A Greenlet is a Waitable (gevent::Wait / IWait), ready once finished.
+class Greenlet : public Waitable, public std::enable_shared_from_this<Greenlet> {
  public:
   using LinkCallback = absl::AnyInvocable<void(const GreenletRef&)>;
   using LinkId = std::uint64_t;
@@ -98,7 +100,7 @@ class Greenlet : public std::enable_shared_from_this<Greenlet> {
   // successful: finished without an exception.
   bool started() const { return raw_.started(); }
   bool scheduled() const { return start_scheduled_; }
-  bool ready() const { return dead_; }
+  bool ready() const override { return dead_; }
   bool dead() const { return dead_; }
   bool successful() const { return dead_ && !exception_; }
 
@@ -153,10 +155,13 @@ class Greenlet : public std::enable_shared_from_this<Greenlet> {
     LinkKind kind;
     LinkCallback callback;
   };
-  // JoinNode: a joiner's registration, on the joiner's stack; Finish wakes every one.
-  struct JoinNode : internal::ListLink {
+  // JoinObserver: a joiner's registration, on the joiner's stack; the finish wakes it.
+  struct JoinObserver : Waitable::Observer {
     Waiter* waiter = nullptr;
-    ~JoinNode() { Unlink(); }
+    explicit JoinObserver(Waiter* w = nullptr) : waiter(w) { on_ready = &WakeJoiner; }
+    static void WakeJoiner(Observer* self, Waitable*) {
+      static_cast<JoinObserver*>(self)->waiter->Wake();
+    }
   };
   // The start (which resumes raw_) and the finish notification are intrusive hub entries:
   // spawning allocates nothing but the stack.
@@ -190,7 +195,6 @@ class Greenlet : public std::enable_shared_from_this<Greenlet> {
   std::vector<LinkEntry> links_;
   std::size_t links_done_ = 0;
   LinkId next_link_id_ = 1;
-  internal::ListHead<JoinNode> joiners_;
   std::unordered_map<std::uint64_t, std::shared_ptr<void>> locals_;
   // Last, so it is destroyed first: unwinding a suspended greenlet runs Run's epilogue, which
   // still uses the members above.

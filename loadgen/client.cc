@@ -82,8 +82,59 @@ ErrorKind ClassifyIo(const absl::Status& status) {
   return ErrorKind::kIoFailed;
 }
 
+// ReadWait parks the calling greenlet until a socket's fd is readable (gevent's wait_read).
+// Without a timeout it parks directly with Hub::Park and a watcher whose callback is set once,
+// so a wait allocates nothing and arms no timer (Hub::Wait installs a new callback and a timer
+// on every call). Feed() wakes the waiter as if the fd were readable. Hub thread only; the
+// greenlet that creates it is the one that waits; must be destroyed before the fd is closed.
+class ReadWait {
+ public:
+  ReadWait(gevent::Hub& hub, int fd)
+      : hub_(hub),
+        self_(greenlet::Greenlet::Current()),
+        watcher_(hub.loop(), fd, EV_READ, [this](int) { hub_.Resume(self_, &watcher_); }) {}
+
+  // Wait: true when readable (or fed), false when `timeout` expired first.
+  bool Wait(std::optional<absl::Duration> timeout) {
+    if (timeout.has_value()) {
+      callback_replaced_ = true;  // Hub::Wait installs its own callback.
+      return hub_.Wait(watcher_, timeout);
+    }
+    if (callback_replaced_) {
+      watcher_.set_callback([this](int) { hub_.Resume(self_, &watcher_); });
+      callback_replaced_ = false;
+    }
+    struct StopOnExit {
+      gevent::IoWatcher& w;
+      ~StopOnExit() { w.Stop(); }
+    } stop{watcher_};
+    watcher_.Start();
+    hub_.Park({&watcher_});
+    return true;
+  }
+
+  // Feed wakes the greenlet if it is parked in Wait (from another greenlet of the hub).
+  void Feed() {
+    if (watcher_.active()) watcher_.Feed(EV_READ);
+  }
+
+ private:
+  gevent::Hub& hub_;
+  greenlet::Greenlet* self_;
+  gevent::IoWatcher watcher_;
+  bool callback_replaced_ = false;
+};
+
+// Watch: what the timeout sweeper sees of a client: the deadline of its oldest message in flight
+// and the wait to feed when it has passed.
+struct Watch {
+  std::int64_t deadline_ns = INT64_MAX;
+  ReadWait* wait = nullptr;
+};
+
 // Shared state of the clients of one thread (lives on the thread's stack during the run).
 struct ThreadContext {
+  std::vector<Watch> watches;  // One per client of the thread, by id - first_client.
   const ClientOptions* options;
   const MessagePattern* pattern;
   ThreadCounters* counters;
@@ -96,7 +147,7 @@ struct ThreadContext {
 // Client: one connection's greenlet body.
 class Client {
  public:
-  Client(ThreadContext& ctx, int id) : ctx_(ctx), id_(id) {
+  Client(ThreadContext& ctx, int id, Watch* watch) : ctx_(ctx), id_(id), watch_(watch) {
     const ClientOptions& o = *ctx.options;
     if (o.rate_per_client > 0) {
       interval_ns_ = static_cast<std::int64_t>(1e9 / o.rate_per_client);
@@ -190,6 +241,14 @@ class Client {
     const gevent::IoTimeout send_timeout = response_timeout_ns > 0
                                                ? gevent::IoTimeout(o.response_timeout)
                                                : gevent::IoTimeout::Forever();
+    // Readiness of the socket's fd, waited on directly (see below); destroyed before the socket
+    // is closed. The sweeper (ClientThread::Body) feeds it when the oldest message is overdue.
+    ReadWait readable(*ctx_.hub, socket.fd());
+    struct Unwatch {
+      Watch* w;
+      ~Unwatch() { *w = Watch(); }
+    } unwatch{watch_};
+    watch_->wait = &readable;
     std::size_t head = 0;
     std::size_t count = 0;
     std::size_t have = 0;
@@ -214,23 +273,27 @@ class Client {
         now = MonotonicNanos();
         continue;
       }
-      // Wait for echo bytes until the oldest message times out or (open loop) the next send is due.
-      std::int64_t wake_ns = INT64_MAX;
-      if (response_timeout_ns > 0) wake_ns = ring_[head].sent_ns + response_timeout_ns;
-      bool wake_to_send = false;
-      if (open_loop && count < pipeline && next_send_ns_ < wake_ns) {
-        wake_ns = next_send_ns_;
-        wake_to_send = true;
+      // Wait for echo bytes. The response timeout is enforced by the thread's sweeper, which
+      // feeds the wait once the oldest message is overdue, so a closed-loop wait arms no timer.
+      // Open loop: the wait also ends when the next send is due.
+      const std::int64_t overdue_ns = response_timeout_ns > 0
+                                          ? ring_[head].sent_ns + response_timeout_ns
+                                          : INT64_MAX;
+      watch_->deadline_ns = overdue_ns;
+      std::optional<absl::Duration> wait;
+      if (open_loop && count < pipeline) {
+        wait = absl::Nanoseconds(std::max<std::int64_t>(next_send_ns_ - now, 0));
       }
-      const gevent::IoTimeout timeout =
-          wake_ns == INT64_MAX
-              ? gevent::IoTimeout::Forever()
-              : gevent::IoTimeout(absl::Nanoseconds(std::max<std::int64_t>(wake_ns - now, 0)));
-      absl::StatusOr<std::size_t> got =
-          socket.RecvInto(buffer_.data() + have, count * size - have, timeout);
+      // Waiting for readiness first (gevent's wait_read) saves the recv that would fail with
+      // EAGAIN: with many connections the echo is almost never back when the send returns.
+      const bool readable_now = readable.Wait(wait);
       now = MonotonicNanos();
+      if (now >= overdue_ns) return ErrorKind::kTimeout;
+      if (!readable_now) continue;  // Time for the next send.
+      absl::StatusOr<std::size_t> got = socket.RecvInto(buffer_.data() + have, count * size - have,
+                                                        gevent::IoTimeout(absl::ZeroDuration()));
       if (!got.ok()) {
-        if (absl::IsDeadlineExceeded(got.status()) && wake_to_send) continue;
+        if (absl::IsDeadlineExceeded(got.status())) continue;  // Readiness was spurious.
         return ClassifyIo(got.status());
       }
       if (*got == 0) return have > 0 ? ErrorKind::kShortEcho : ErrorKind::kEof;
@@ -263,6 +326,7 @@ class Client {
 
   ThreadContext& ctx_;
   const std::uint64_t id_;
+  Watch* const watch_;
   std::uint64_t seq_ = 0;
   std::int64_t interval_ns_ = 0;   // Open loop only.
   std::int64_t next_send_ns_ = 0;  // Open loop only.
@@ -322,7 +386,14 @@ void ClientThread::Body() {
     started_.Notify();
 
     gevent::Semaphore connecting(static_cast<std::size_t>(std::max(options_.max_connecting, 1)));
-    ThreadContext ctx{&options_, &pattern_, &counters_, &hub, &connecting, {}, absl::OkStatus()};
+    ThreadContext ctx{std::vector<Watch>(static_cast<std::size_t>(count_)),
+                      &options_,
+                      &pattern_,
+                      &counters_,
+                      &hub,
+                      &connecting,
+                      {},
+                      absl::OkStatus()};
     // Resolve once per thread (a numeric host is parsed without a thread) in a greenlet, so the
     // stop can interrupt it.
     gevent::GreenletRef resolver = gevent::Spawn([&] {
@@ -341,9 +412,25 @@ void ClientThread::Body() {
       spawn.stack = {options_.stack_size, greenlet::StackKind::kUnguarded};
       clients.reserve(static_cast<std::size_t>(count_));
       for (int i = 0; i < count_; ++i) {
-        clients.push_back(gevent::Spawn(spawn, [&ctx, id = first_client_ + i] {
-          Client client(ctx, id);
+        clients.push_back(gevent::Spawn(spawn, [&ctx, id = first_client_ + i, i] {
+          Client client(ctx, id, &ctx.watches[static_cast<std::size_t>(i)]);
           client.Run();
+        }));
+      }
+      if (options_.response_timeout > absl::ZeroDuration()) {
+        // The sweeper: a few times per timeout, wake every client whose oldest message is
+        // overdue (it then sees the deadline and reports the timeout). One timer per thread
+        // instead of one per wait.
+        const absl::Duration period = std::clamp(options_.response_timeout / 4,
+                                                 absl::Milliseconds(1), absl::Milliseconds(100));
+        clients.push_back(gevent::Spawn([&ctx, period] {
+          for (;;) {
+            gevent::Sleep(period);
+            const std::int64_t now = MonotonicNanos();
+            for (Watch& w : ctx.watches) {
+              if (w.wait != nullptr && w.deadline_ns <= now) w.wait->Feed();
+            }
+          }
         }));
       }
     });

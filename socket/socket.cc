@@ -378,10 +378,22 @@ struct Socket::WaitNode : internal::ReadyNode {
 
 // Direction: the read or the write side — its io watcher, its timeout timer and its waiter. The
 // callbacks capture only `this` (stays in AnyInvocable's inline storage) and are set once.
+//
+// The io watcher stays armed (active, unreferenced) after a wake-up, because the usual next step
+// of a greenlet that read is to wait again on the same side: re-arming it costs nothing then, while
+// stopping and starting it costs two libev watcher updates per wait. If it fires while nobody
+// waits, the callback disarms it. Unreferenced, it never keeps the hub's loop alive on its own.
 struct Socket::Direction {
   Direction(Hub& h, int fd, int events)
       : hub(&h),
-        io(h.loop(), fd, events, [this](int) { hub->Resume(waiting->greenlet, &io); }),
+        io(h.loop(), fd, events,
+           [this](int) {
+             if (ABSL_PREDICT_TRUE(waiting != nullptr)) {
+               hub->Resume(waiting->greenlet, &io);
+             } else {
+               io.Stop();
+             }
+           }),
         timer(h.loop(), absl::ZeroDuration(), [this] { hub->Resume(waiting->greenlet, &timer); }) {}
 
   Hub* hub;
@@ -519,7 +531,8 @@ Socket::WaitResult Socket::WaitIo(Direction& d, std::optional<absl::Time>* deadl
   node.hub = &hub;
   node.greenlet = greenlet::Greenlet::Current();
   d.waiting = &node;
-  d.io.Start();
+  d.io.Ref();  // Referenced while a greenlet waits: the loop must stay alive for it.
+  d.io.Start();  // No-op when still armed from the previous wait.
   if (remaining.has_value()) d.timer.Start(*remaining);
   const void* key;
   try {
@@ -535,10 +548,14 @@ Socket::WaitResult Socket::WaitIo(Direction& d, std::optional<absl::Time>* deadl
     throw;
   }
   if (key == &node) return WaitResult::kClosed;  // The socket may be gone: touch nothing.
-  d.io.Stop();
   d.timer.Stop();
   d.waiting = nullptr;
-  return key == &d.io ? WaitResult::kReady : WaitResult::kTimedOut;
+  if (ABSL_PREDICT_TRUE(key == &d.io)) {
+    d.io.Unref();  // Stays armed for the next wait (see Direction).
+    return WaitResult::kReady;
+  }
+  d.io.Stop();
+  return WaitResult::kTimedOut;
 }
 
 absl::Status Socket::WaitOrError(Direction& d, std::optional<absl::Time>* deadline,

@@ -160,6 +160,20 @@ TEST_F(SocketTest, RecvParksUntilAnotherGreenletSends) {
   EXPECT_EQ(received, "wake up");
 }
 
+TEST_F(SocketTest, AnOpenIdleSocketDoesNotKeepTheHubAlive) {
+  auto [client, server] = ConnectedPair();
+  GreenletRef reader = Spawn([&server = server] { ASSERT_EQ(*server.Recv(100), "one"); });
+  Sleep(absl::ZeroDuration());
+  ASSERT_TRUE(client.SendAll("one").ok());
+  reader->Join();
+  // Nobody waits on `server` now: running the hub until it has no work must return at once...
+  EXPECT_TRUE(Wait(absl::Seconds(10)));
+  // ... also after data arrives that nobody waits for yet.
+  ASSERT_TRUE(client.SendAll("two").ok());
+  EXPECT_TRUE(Wait(absl::Seconds(10)));
+  EXPECT_EQ(*server.Recv(100), "two");
+}
+
 TEST_F(SocketTest, HalfCloseGivesEndOfStreamAfterTheData) {
   auto [client, server] = ConnectedPair();
   ASSERT_TRUE(client.SendAll("last words").ok());

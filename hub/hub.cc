@@ -56,6 +56,7 @@ Hub::~Hub() {
     std::fprintf(stderr, "gevent: fatal: the hub was destroyed from its own greenlet\n");
     std::abort();
   }
+  monitor_.reset();
   if (greenlet_.active()) {
     // Let the hub greenlet return from its loop (unwinding it with GreenletExit would have to
     // cross libev's C frames).
@@ -162,6 +163,7 @@ void Hub::RunReady() {
         Resume(node->resume, node);
         resuming_ready_ = false;
       } else {
+        NoteRunning(&greenlet_);
         node->run(node);
       }
     } catch (...) {
@@ -171,17 +173,20 @@ void Hub::RunReady() {
 }
 
 void Hub::RunForever() {
+  NoteRunning(&greenlet_);
   while (!exiting_) {
     if (ready_count_ > 0) {
       RunReady();
       if (ready_count_ == 0 || since_poll_ < kPollEvery) continue;
       since_poll_ = 0;
       ++stats_.polls;
+      NoteRunning(&greenlet_);
       loop_->Run(RunMode::kNoWait);
       continue;
     }
     since_poll_ = 0;
     ++stats_.polls;
+    NoteRunning(&greenlet_);
     if (loop_->Run(RunMode::kOnce) || ready_count_ > 0 || exiting_) continue;
     RaiseLoopExit();
   }

@@ -115,6 +115,10 @@ Greenlet::Greenlet(PrivateTag, Hub& hub, absl::AnyInvocable<std::any()> body, st
 Greenlet::~Greenlet() = default;
 
 GreenletRef Greenlet::Create(absl::AnyInvocable<std::any()> body, SpawnOptions options) {
+  static const bool named = (internal::SetGreenletNamer([](const greenlet::Greenlet* g) {
+    return static_cast<const Greenlet*>(g->user_data())->name();
+  }), true);
+  (void)named;
   Hub& hub = GetHub();
   if (!body) throw std::invalid_argument("gevent::Spawn: the function is empty");
   greenlet::StackPool& pool = greenlet::StackPool::ThisThread();
@@ -181,6 +185,7 @@ void Greenlet::ScheduleNotify() { hub_->ScheduleNode(&notify_node_); }
 
 void Greenlet::RunNotifyNode(internal::ReadyNode* node) {
   Greenlet* g = static_cast<OwnedNode*>(node)->owner;
+  g->hub_->BeforeRelease(&g->raw_);
   // Dropped on the hub after the links ran; this may destroy the greenlet.
   GreenletRef keep = std::move(g->self_);
   g->NotifyLinks(keep);

@@ -112,7 +112,8 @@ struct ClientOptions {
   std::int64_t schedule_start_ns = 0;  // Open loop: MonotonicNanos() at which sending starts.
   int total_clients = 1;               // For spreading open-loop phases.
   // Clients of one thread between connect and their first echo, at most: bounds the server's
-  // accept queue during the connection storm at start-up, so no SYN is dropped.
+  // accept queue during the connection storm at start-up, so no SYN is dropped (RunLoad sets
+  // 2048 shared among the threads).
   int max_connecting = 256;
   // Client greenlet stacks: unguarded slab stacks, so 10,000+ clients fit under
   // vm.max_map_count; only touched pages become resident.

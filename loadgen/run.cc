@@ -114,6 +114,9 @@ absl::StatusOr<RunResult> RunLoad(const Config& config, const RunOptions& option
   client_options.connect_timeout = config.connect_timeout;
   client_options.response_timeout = config.response_timeout;
   client_options.total_clients = config.clients;
+  // Connections between connect and first echo stay below the listen backlog (somaxconn is 4096
+  // on the target machines), shared among the client threads.
+  client_options.max_connecting = std::max(64, 2048 / config.client_threads);
 
   const MessagePattern pattern(static_cast<std::size_t>(config.message_size));
   const absl::Time start = absl::Now();

@@ -6,8 +6,9 @@
 //   gevent::StreamServer server(address, gevent::MakeEchoHandler(stats), options);
 //
 //   // Or on threads of its own (each with its own hub), from any thread:
-//   gevent::EchoServer echo({.host = "127.0.0.1", .port = 0, .threads = 1});
-//   RETURN_IF_ERROR(echo.Start());
+//   gevent::EchoServerOptions options;          // 127.0.0.1, any port, one thread
+//   gevent::EchoServer echo(options);
+//   absl::Status s = echo.Start();
 //   Connect to echo.port() ...;
 //   echo.Stop();
 //   gevent::EchoStatsSnapshot s = echo.stats();
@@ -45,7 +46,8 @@ struct EchoStatsSnapshot {
   uint64_t errors = 0;        // connections that ended with an error (reset, timeout...)
 };
 
-// EchoStats: counters shared by echo handlers (relaxed atomics; bytes are added once per read).
+// EchoStats: counters shared by echo handlers (relaxed atomics). A handler adds its bytes every
+// 256 KiB and when it ends, so `bytes` lags a little behind open connections.
 struct EchoStats {
   std::atomic<uint64_t> connections{0};
   std::atomic<uint64_t> bytes{0};

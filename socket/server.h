@@ -1,10 +1,12 @@
 // gevent::StreamServer, gevent::DatagramServer and gevent::MultiThreadServer — servers on
 // cooperative sockets (gevent.server).
 //
+//   gevent::StreamServerOptions options;
+//   options.pool_size = 1000;
 //   gevent::StreamServer server(*gevent::SocketAddress::Parse("127.0.0.1:0"),
 //       [](gevent::Socket conn, const gevent::SocketAddress& peer) { ... },   // own greenlet
-//       {.pool_size = 1000});
-//   RETURN_IF_ERROR(server.Start());          // bound, listening, accepting in a greenlet
+//       options);
+//   absl::Status s = server.Start();          // bound, listening, accepting in a greenlet
 //   uint16_t port = server.port();            // the kernel's choice for port 0
 //   ...
 //   server.Stop(absl::Seconds(1));            // stop accepting, let handlers finish, kill the rest

@@ -7,12 +7,15 @@
 //
 //   absl::StatusOr<gevent::Socket> s = gevent::CreateConnection("127.0.0.1", 8080, absl::Seconds(5));
 //   if (!s.ok()) return s.status();
-//   RETURN_IF_ERROR(s->SendAll("hello"));
+//   if (absl::Status sent = s->SendAll("hello"); !sent.ok()) return sent;
 //   char buf[4096];
 //   absl::StatusOr<size_t> n = s->RecvInto(absl::MakeSpan(buf));   // 0 at end of stream
 //
 // Hot path. A Recv/Send that the kernel completes at once is the system call and nothing else: no
-// allocation, no clock read, no status text. Status text is built only for errors.
+// allocation, no clock read, no status text. Status text is built only for errors. After a short
+// read (or write) of a stream socket, the next RecvInto (or the rest of SendAll) waits for
+// readiness before the call instead of making one that would fail with EAGAIN; with a zero
+// timeout it always makes the call.
 //
 // Timeouts. Each socket has a default (SetTimeout): std::nullopt (the initial value) blocks
 // forever, a positive duration limits each call, zero makes every call non-blocking (it fails at

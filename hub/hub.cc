@@ -42,7 +42,7 @@ Hub::Hub(std::unique_ptr<Loop> owned, Loop* loop)
   foreign_async_ = std::make_unique<AsyncWatcher>(*loop_, [this] {
     std::vector<absl::AnyInvocable<void()>> callbacks;
     {
-      absl::MutexLock lock(&foreign_mu_);
+      std::lock_guard<std::mutex> lock(foreign_mu_);
       callbacks.swap(foreign_);
     }
     for (auto& fn : callbacks) Schedule(std::move(fn));
@@ -140,7 +140,7 @@ void Hub::RunCallbackNode(internal::ReadyNode* node) {
 void Hub::RunCallbackThreadSafe(absl::AnyInvocable<void()> fn) {
   if (!fn) throw std::invalid_argument("gevent::Hub::RunCallbackThreadSafe: the callback is empty");
   {
-    absl::MutexLock lock(&foreign_mu_);
+    std::lock_guard<std::mutex> lock(foreign_mu_);
     foreign_.push_back(std::move(fn));
   }
   foreign_async_->Send();

@@ -39,6 +39,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -46,7 +47,6 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "core/loop.h"
 #include "core/watchers.h"
@@ -280,7 +280,7 @@ class Hub {
   std::unique_ptr<internal::HubMonitor, internal::HubMonitorDeleter> monitor_;
 
   // Cross-thread callbacks.
-  absl::Mutex foreign_mu_;
+  std::mutex foreign_mu_;  // Not absl::Mutex: visible to ThreadSanitizer (see ThreadPool).
   std::vector<absl::AnyInvocable<void()>> foreign_ ABSL_GUARDED_BY(foreign_mu_);
   std::unique_ptr<AsyncWatcher> foreign_async_;
 };

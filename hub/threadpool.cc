@@ -34,13 +34,14 @@ void ThreadPool::Submit(std::shared_ptr<internal::TaskState> task) {
   // before the task is queued: a Send to an inactive watcher is lost.
   if (outstanding_ == 0) async_->Start();
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) {
       if (outstanding_ == 0) async_->Stop();
       throw std::logic_error("gevent::ThreadPool::Spawn: the pool was shut down");
     }
     queue_.push_back(std::move(task));
   }
+  work_ready_.notify_one();
   ++outstanding_;
 }
 
@@ -48,12 +49,8 @@ void ThreadPool::WorkerLoop() {
   while (true) {
     std::shared_ptr<internal::TaskState> task;
     {
-      absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(
-          +[](ThreadPool* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->mu_) {
-            return p->stopping_ || !p->queue_.empty();
-          },
-          this));
+      std::unique_lock<std::mutex> lock(mu_);
+      work_ready_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
       if (queue_.empty()) return;  // Stopping, and nothing left to do.
       task = std::move(queue_.front());
       queue_.pop_front();
@@ -61,7 +58,7 @@ void ThreadPool::WorkerLoop() {
     task->work();
     task->work = nullptr;  // Captures die on the worker, like the call.
     {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       finished_.push_back(std::move(task));
     }
     async_->Send();
@@ -72,7 +69,7 @@ void ThreadPool::CompleteFinished() {
   // On the hub thread.
   std::vector<std::shared_ptr<internal::TaskState>> done;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     done.swap(finished_);
   }
   for (auto& task : done) {
@@ -84,10 +81,11 @@ void ThreadPool::CompleteFinished() {
 
 void ThreadPool::Shutdown() {
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     if (stopping_ && workers_.empty()) return;
     stopping_ = true;
   }
+  work_ready_.notify_all();
   for (std::thread& t : workers_) t.join();
   workers_.clear();
   CompleteFinished();

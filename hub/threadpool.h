@@ -17,10 +17,12 @@
 #define GEVENT_HUB_THREADPOOL_H_
 
 #include <any>
+#include <condition_variable>
 #include <cstddef>
 #include <deque>
 #include <exception>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <type_traits>
@@ -29,7 +31,6 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "core/watchers.h"
 #include "hub/hub.h"
@@ -128,7 +129,10 @@ class ThreadPool {
   std::size_t outstanding_ = 0;  // Hub thread.
   std::vector<std::thread> workers_;
 
-  absl::Mutex mu_;
+  // std::mutex rather than absl::Mutex: the system abseil is not built for ThreadSanitizer, which
+  // then cannot see its synchronisation.
+  std::mutex mu_;
+  std::condition_variable work_ready_;
   std::deque<std::shared_ptr<internal::TaskState>> queue_ ABSL_GUARDED_BY(mu_);
   std::vector<std::shared_ptr<internal::TaskState>> finished_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

@@ -4,8 +4,11 @@
 //   BM_RawEpollSocketpairEcho  the same exchange in a plain level-triggered epoll loop, one
 //                              thread, both ends in the loop: the floor for a single-threaded
 //                              event loop (each side reads only when epoll says it can)
+//   BM_RawLibevSocketpairEcho  the same loop on bare libev (ev_io callbacks, ev_run(EVRUN_ONCE)),
+//                              no greenlets: what libev itself adds to the epoll figure
 //   BM_ThreadsSocketpairEcho   blocking read/write in two OS threads (thread-per-connection)
 #include <errno.h>
+#include <ev.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -121,6 +124,61 @@ void BM_RawEpollSocketpairEcho(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_RawEpollSocketpairEcho)->UseRealTime();
+
+struct LibevEcho {
+  ev_io client_io;
+  ev_io server_io;
+  int client = -1;
+  int server = -1;
+  size_t at_client = 0;
+  char buf[kBuffer];
+};
+
+void BM_RawLibevSocketpairEcho(benchmark::State& state) {
+  int fds[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds) != 0) Die("socketpair");
+  struct ev_loop* loop = ev_loop_new(EVBACKEND_EPOLL);
+  if (loop == nullptr) Die("ev_loop_new");
+  LibevEcho e;
+  e.client = fds[0];
+  e.server = fds[1];
+  ev_io_init(
+      &e.server_io,
+      [](struct ev_loop*, ev_io* w, int) {
+        auto* self = static_cast<LibevEcho*>(w->data);
+        ssize_t r = read(self->server, self->buf, sizeof self->buf);
+        if (r <= 0) Die("read");
+        if (write(self->server, self->buf, static_cast<size_t>(r)) != r) Die("write");
+      },
+      e.server, EV_READ);
+  ev_io_init(
+      &e.client_io,
+      [](struct ev_loop*, ev_io* w, int) {
+        auto* self = static_cast<LibevEcho*>(w->data);
+        ssize_t r = read(self->client, self->buf, sizeof self->buf);
+        if (r <= 0) Die("read");
+        self->at_client += static_cast<size_t>(r);
+      },
+      e.client, EV_READ);
+  e.server_io.data = &e;
+  e.client_io.data = &e;
+  ev_io_start(loop, &e.server_io);
+  ev_io_start(loop, &e.client_io);
+  char out[kMessage];
+  std::memset(out, 'x', sizeof out);
+  for (auto _ : state) {
+    if (write(e.client, out, sizeof out) != static_cast<ssize_t>(sizeof out)) Die("write");
+    e.at_client = 0;
+    while (e.at_client < kMessage) ev_run(loop, EVRUN_ONCE);
+  }
+  ev_io_stop(loop, &e.server_io);
+  ev_io_stop(loop, &e.client_io);
+  ev_loop_destroy(loop);
+  close(e.client);
+  close(e.server);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_RawLibevSocketpairEcho)->UseRealTime();
 
 void BM_ThreadsSocketpairEcho(benchmark::State& state) {
   int fds[2];

@@ -57,6 +57,7 @@ Hub::~Hub() {
     std::abort();
   }
   monitor_.reset();
+  DrainReleases();
   if (greenlet_.active()) {
     // Let the hub greenlet return from its loop (unwinding it with GreenletExit would have to
     // cross libev's C frames).
@@ -148,7 +149,26 @@ void Hub::RunCallbackThreadSafe(absl::AnyInvocable<void()> fn) {
 
 // Runs ready entries in FIFO order until the queue is empty or kPollEvery entries ran since the
 // last poll. Entries queued meanwhile join the tail, behind everything already ready.
+void Hub::DrainReleasesSlow() {
+  while (internal::ReadyNode* node = releases_.PopFront()) node->run(node);
+}
+
+void Hub::HandOffAtFinish(Greenlet* self) {
+  if (!resuming_ready_ || since_poll_ >= kPollEvery || exiting_) return;
+  internal::ReadyNode* next = ready_.front();
+  if (next == nullptr || next->resume == nullptr || next->resume == self) return;
+  next->Unlink();
+  --ready_count_;
+  ++since_poll_;
+  ++stats_.ready_run;
+  ++stats_.direct_switches;
+  wake_key_ = next;
+  NoteRunning(next->resume);
+  self->SetParent(next->resume);
+}
+
 void Hub::RunReady() {
+  DrainReleases();
   while (since_poll_ < kPollEvery && !exiting_) {
     internal::ReadyNode* node = ready_.PopFront();
     if (node == nullptr) return;
@@ -175,6 +195,7 @@ void Hub::RunReady() {
 void Hub::RunForever() {
   NoteRunning(&greenlet_);
   while (!exiting_) {
+    DrainReleases();
     if (ready_count_ > 0) {
       RunReady();
       if (ready_count_ == 0 || since_poll_ < kPollEvery) continue;
@@ -200,12 +221,13 @@ void Hub::RaiseLoopExit() {
 }
 
 internal::WakeTimer::WakeTimer(Hub& hub, Greenlet* parked, std::optional<absl::Duration> timeout,
-                               bool keeps_loop_alive) {
+                               bool keeps_loop_alive)
+    : hub_(&hub), parked_(parked) {
   if (!timeout.has_value()) return;
   hub.loop().UpdateNow();
-  timer_.emplace(hub.loop(), std::max(*timeout, absl::ZeroDuration()), [] {});
-  const void* key = &*timer_;
-  timer_->set_callback([&hub, parked, key] { hub.Resume(parked, key); });
+  // One captured pointer: the callback stays inside the watcher, nothing is allocated.
+  timer_.emplace(hub.loop(), std::max(*timeout, absl::ZeroDuration()),
+                 [this] { hub_->Resume(parked_, &*timer_); });
   if (!keeps_loop_alive) timer_->Unref();
   timer_->Start();
 }

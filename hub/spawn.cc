@@ -108,6 +108,8 @@ Greenlet::Greenlet(PrivateTag, Hub& hub, absl::AnyInvocable<std::any()> body, st
   notify_node_.run = &Greenlet::RunNotifyNode;
   notify_node_.discard = &Greenlet::DiscardNode;
   notify_node_.owner = this;
+  release_node_.run = &Greenlet::RunReleaseNode;
+  release_node_.owner = this;
 }
 
 // A suspended raw greenlet is unwound by its own destructor (it is never the running one here:
@@ -115,6 +117,7 @@ Greenlet::Greenlet(PrivateTag, Hub& hub, absl::AnyInvocable<std::any()> body, st
 Greenlet::~Greenlet() = default;
 
 GreenletRef Greenlet::Create(absl::AnyInvocable<std::any()> body, SpawnOptions options) {
+  if (Hub* existing = HubIfExists()) existing->DrainReleases();  // Stacks back to the pool first.
   static const bool named = (internal::SetGreenletNamer([](const greenlet::Greenlet* g) {
     return static_cast<const Greenlet*>(g->user_data())->name();
   }), true);
@@ -135,10 +138,10 @@ GreenletRef Greenlet::Create(absl::AnyInvocable<std::any()> body, SpawnOptions o
   }
 }
 
-void Greenlet::Start() {
+void Greenlet::StartWith(GreenletRef self) {
   if (start_scheduled_ || dead_ || raw_.started()) return;
   start_scheduled_ = true;
-  self_ = shared_from_this();
+  self_ = std::move(self);
   hub_->ScheduleNode(&start_node_);
 }
 
@@ -166,19 +169,27 @@ void Greenlet::Run() {
   body_ = nullptr;
   if (exception_) ReportGreenletError(*this, exception_);
   Finish();
+  hub_->HandOffAtFinish(&raw_);
 }
 
 void Greenlet::Finish() {
   dead_ = true;
   hub_->Unschedule(&start_node_);
   if (start_timer_.has_value()) start_timer_->Stop();
-  locals_.clear();
+  locals_.reset();
   // A greenlet killed before Start holds no reference to itself yet: take one, so that the
   // links see it alive.
   if (!self_) self_ = shared_from_this();
+  if (links_.empty()) {
+    // Nothing to run on the hub: the joiners resume next, and the last self-reference goes
+    // wherever the thread goes next (not on this stack).
+    NotifyObservers();  // Joiners, JoinAll, IWait.
+    hub_->DeferRelease(&release_node_);
+    return;
+  }
   // The links run before the joiners resume, as in gevent, where a join is a link.
   ScheduleNotify();
-  NotifyObservers();  // Joiners, JoinAll, IWait.
+  NotifyObservers();
 }
 
 void Greenlet::ScheduleNotify() { hub_->ScheduleNode(&notify_node_); }
@@ -189,6 +200,13 @@ void Greenlet::RunNotifyNode(internal::ReadyNode* node) {
   // Dropped on the hub after the links ran; this may destroy the greenlet.
   GreenletRef keep = std::move(g->self_);
   g->NotifyLinks(keep);
+}
+
+void Greenlet::RunReleaseNode(internal::ReadyNode* node) {
+  Greenlet* g = static_cast<OwnedNode*>(node)->owner;
+  if (g->notify_node_.queued()) return;  // A link added since: the notification drops it.
+  g->hub_->BeforeRelease(&g->raw_);
+  GreenletRef keep = std::move(g->self_);
 }
 
 void Greenlet::DiscardNode(internal::ReadyNode* node) {

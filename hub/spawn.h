@@ -60,6 +60,9 @@ namespace gevent {
 
 class Greenlet;
 using GreenletRef = std::shared_ptr<Greenlet>;
+namespace internal {
+struct SpawnAccess;
+}  // namespace internal
 
 // SpawnOptions: the stack of a spawned greenlet (64 KiB guarded by default) and its name.
 struct SpawnOptions {
@@ -92,7 +95,7 @@ class Greenlet : public Waitable, public std::enable_shared_from_this<Greenlet> 
   static GreenletRef Create(absl::AnyInvocable<std::any()> body, SpawnOptions options = {});
 
   // Start schedules the greenlet to run (once; later calls do nothing).
-  void Start();
+  void Start() { StartWith(shared_from_this()); }
   // StartLater starts it after `delay` (a referenced timer: it keeps the loop alive).
   void StartLater(absl::Duration delay);
 
@@ -142,10 +145,14 @@ class Greenlet : public Waitable, public std::enable_shared_from_this<Greenlet> 
   greenlet::Greenlet* raw() { return &raw_; }
 
   // Local storage (see gevent::Local): slot `id`, or null.
-  std::shared_ptr<void>& LocalSlot(std::uint64_t id) { return locals_[id]; }
+  std::shared_ptr<void>& LocalSlot(std::uint64_t id) {
+    if (!locals_) locals_ = std::make_unique<LocalMap>();
+    return (*locals_)[id];
+  }
   std::shared_ptr<void>* FindLocal(std::uint64_t id) {
-    auto it = locals_.find(id);
-    return it == locals_.end() ? nullptr : &it->second;
+    if (!locals_) return nullptr;
+    auto it = locals_->find(id);
+    return it == locals_->end() ? nullptr : &it->second;
   }
 
  private:
@@ -170,12 +177,17 @@ class Greenlet : public Waitable, public std::enable_shared_from_this<Greenlet> 
   };
   friend bool JoinAll(const std::vector<GreenletRef>&, std::optional<absl::Duration>, bool);
 
+  friend struct internal::SpawnAccess;
+
+  // StartWith: Start, with `self` (this greenlet) at hand: no shared_from_this.
+  void StartWith(GreenletRef self);
   LinkId AddLink(LinkKind kind, LinkCallback callback);
   void Run();
   void Finish();
   void ScheduleNotify();
   void NotifyLinks(const GreenletRef& self);
   static void RunNotifyNode(internal::ReadyNode* node);
+  static void RunReleaseNode(internal::ReadyNode* node);
   static void DiscardNode(internal::ReadyNode* node);
 
   Hub* hub_;
@@ -190,12 +202,15 @@ class Greenlet : public Waitable, public std::enable_shared_from_this<Greenlet> 
   GreenletRef self_;
   OwnedNode start_node_;
   OwnedNode notify_node_;
+  OwnedNode release_node_;  // Drops self_ after a finish without links (Hub::DeferRelease).
   std::optional<TimerWatcher> start_timer_;
   // Links in the order added; the first links_done_ already ran or were unlinked (emptied).
   std::vector<LinkEntry> links_;
   std::size_t links_done_ = 0;
   LinkId next_link_id_ = 1;
-  std::unordered_map<std::uint64_t, std::shared_ptr<void>> locals_;
+  // Made on first use: most greenlets have no locals, and spawning stays free of the map.
+  using LocalMap = std::unordered_map<std::uint64_t, std::shared_ptr<void>>;
+  std::unique_ptr<LocalMap> locals_;
   // Last, so it is destroyed first: unwinding a suspended greenlet runs Run's epilogue, which
   // still uses the members above.
   greenlet::Greenlet raw_;
@@ -229,6 +244,10 @@ absl::AnyInvocable<std::any()> MakeBody(F&& fn, Args&&... args) {
 }
 template <typename T>
 inline constexpr bool kIsSpawnOptions = std::is_same_v<std::decay_t<T>, SpawnOptions>;
+struct SpawnAccess {
+  // Start with the caller's reference in hand (no shared_from_this).
+  static void Start(const GreenletRef& g) { g->StartWith(g); }
+};
 }  // namespace internal
 
 // Spawn creates a greenlet running fn(args...) and schedules its start (gevent.spawn).
@@ -237,14 +256,14 @@ template <typename F, typename... Args,
 GreenletRef Spawn(F&& fn, Args&&... args) {
   GreenletRef g = Greenlet::Create(
       internal::MakeBody(std::forward<F>(fn), std::forward<Args>(args)...), SpawnOptions{});
-  g->Start();
+  internal::SpawnAccess::Start(g);
   return g;
 }
 template <typename F, typename... Args>
 GreenletRef Spawn(SpawnOptions options, F&& fn, Args&&... args) {
   GreenletRef g = Greenlet::Create(
       internal::MakeBody(std::forward<F>(fn), std::forward<Args>(args)...), std::move(options));
-  g->Start();
+  internal::SpawnAccess::Start(g);
   return g;
 }
 

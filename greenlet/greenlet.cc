@@ -272,8 +272,10 @@ void Greenlet::Run(ThreadState* ts) {
     ts->value = std::move(result);
     ts->error = std::move(error);
   }
-  // Control and the result go to the nearest live ancestor, started now if need be.
-  Greenlet* target = parent_;
+  // Control and the result go to the FinishTo target if there is one and nothing escaped, else
+  // to the nearest live ancestor; started now if need be.
+  Greenlet* target = finish_to_ != nullptr && !ts->error ? finish_to_ : parent_;
+  finish_to_ = nullptr;
   for (;;) {
     target = target == nullptr ? nullptr : target->LiveSelfOrAncestor();
     if (target == nullptr) Fatal("a finished greenlet has no live parent to return to");

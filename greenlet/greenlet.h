@@ -175,6 +175,13 @@ class Greenlet {
   void* user_data() const { return user_data_; }
   void set_user_data(void* data) { user_data_ = data; }
 
+  // FinishTo: when this greenlet's function returns (from inside it, just before), control and
+  // the result go to `target` instead of the parent; the parent stays as it is. For a scheduler
+  // that hands over straight to the next greenlet it would run. `target` must be of this thread
+  // and still suspended (or unstarted) when the function returns; null restores the parent.
+  // Exceptions escaping the function still go to the parent.
+  void FinishTo(Greenlet* target) { finish_to_ = target; }
+
   // stack returns the stack in use (empty when not running or suspended).
   const Stack& stack() const { return stack_; }
   const StackOptions& stack_options() const { return stack_options_; }
@@ -220,6 +227,7 @@ class Greenlet {
   Stack stack_;
   StackOptions stack_options_;
   void* user_data_ = nullptr;
+  Greenlet* finish_to_ = nullptr;
   State state_ = State::kUnstarted;
   bool main_ = false;
   bool external_stack_ = false;  // Provided by the caller: used, never released.

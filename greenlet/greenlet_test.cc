@@ -459,6 +459,38 @@ TEST_F(GreenletTest, ProvidedStackIsUsedAndLeftToTheCaller) {
 }
 
 // Death tests: misuse that cannot be reported by an exception aborts with a message.
+TEST_F(GreenletTest, FinishToSendsTheResultElsewhereAndKeepsTheParent) {
+  Greenlet* main = Greenlet::Current();
+  std::any received;
+  Greenlet waiting([&](std::any first) {
+    received = main->Switch();  // Suspended here until `finisher` finishes into it.
+    return first;
+  });
+  waiting.Switch(std::any(0));
+  Greenlet finisher([&] {
+    Greenlet::Current()->FinishTo(&waiting);
+    return 42;
+  });
+  EXPECT_EQ(std::any_cast<int>(finisher.Switch()), 0);  // `waiting` finished back to main.
+  EXPECT_EQ(std::any_cast<int>(received), 42);
+  EXPECT_EQ(finisher.parent(), main);
+  EXPECT_TRUE(finisher.dead());
+}
+
+TEST_F(GreenletTest, FinishToDoesNotRedirectAnEscapingException) {
+  Greenlet* main = Greenlet::Current();
+  Greenlet waiting([&] { main->Switch(); });
+  waiting.Switch();
+  Greenlet failing([&] {
+    Greenlet::Current()->FinishTo(&waiting);
+    throw std::runtime_error("boom");
+  });
+  EXPECT_THROW(failing.Switch(), std::runtime_error);  // Raised in the parent, main.
+  EXPECT_FALSE(waiting.dead());
+  waiting.Switch();
+  EXPECT_TRUE(waiting.dead());
+}
+
 using GreenletDeathTest = GreenletTest;
 
 TEST_F(GreenletDeathTest, SwallowingGreenletExitAndSwitchingAwayAbortsOnDestroy) {

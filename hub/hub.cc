@@ -164,7 +164,7 @@ void Hub::HandOffAtFinish(Greenlet* self) {
   ++stats_.direct_switches;
   wake_key_ = next;
   NoteRunning(next->resume);
-  self->SetParent(next->resume);
+  self->FinishTo(next->resume);
 }
 
 void Hub::RunReady() {

@@ -234,8 +234,8 @@ class Hub {
   }
 
   // HandOffAtFinish: a greenlet about to finish calls it last. When the hub would resume the next
-  // ready greenlet next anyway, that greenlet becomes `self`'s parent, so the finish switches
-  // straight to it (the same order, one switch instead of two).
+  // ready greenlet next anyway, the finish switches straight to that one (Greenlet::FinishTo):
+  // the same order, one switch instead of two.
   void HandOffAtFinish(greenlet::Greenlet* self);
 
   // BeforeRelease: a spawned greenlet's owner calls it before dropping the last reference that

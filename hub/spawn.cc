@@ -94,11 +94,11 @@ static_assert(kTopReserve <= greenlet::kMinStackSize / 8);
 
 }  // namespace
 
-Greenlet::Greenlet(PrivateTag, Hub& hub, absl::AnyInvocable<std::any()> body, std::string name,
-                   const greenlet::Stack& stack)
+Greenlet::Greenlet(PrivateTag, Hub& hub, absl::AnyInvocable<std::any()>&& body,
+                   const std::string& name, const greenlet::Stack& stack)
     : hub_(&hub),
       body_(std::move(body)),
-      name_(std::move(name)),
+      name_(name),
       raw_([this] { Run(); }, hub.greenlet(), stack) {
   if (!body_) throw std::invalid_argument("gevent::Spawn: the function is empty");
   raw_.set_user_data(this);  // For GetCurrent.
@@ -130,8 +130,8 @@ GreenletRef Greenlet::Create(absl::AnyInvocable<std::any()> body, SpawnOptions o
   below.size -= kTopReserve;
   try {
     return std::allocate_shared<Greenlet>(StackTopAllocator<Greenlet>(stack, kTopReserve),
-                                          PrivateTag{}, hub, std::move(body),
-                                          std::move(options.name), below);
+                                          PrivateTag{}, hub, std::move(body), options.name,
+                                          below);
   } catch (...) {
     pool.Release(stack);
     throw;

@@ -85,7 +85,7 @@ class Greenlet : public Waitable, public std::enable_shared_from_this<Greenlet> 
   struct PrivateTag {};
 
   // Use Spawn / SpawnLater / Create.
-  Greenlet(PrivateTag, Hub& hub, absl::AnyInvocable<std::any()> body, std::string name,
+  Greenlet(PrivateTag, Hub& hub, absl::AnyInvocable<std::any()>&& body, const std::string& name,
            const greenlet::Stack& stack);
   Greenlet(const Greenlet&) = delete;
   Greenlet& operator=(const Greenlet&) = delete;

@@ -312,13 +312,10 @@ void MultiThreadServer::RunWorker(Worker* worker) {
       worker->started = true;
     }
     worker->cv.notify_all();
-    if (ok) {
-      stop.Wait();
-      server.Stop(absl::Nanoseconds(worker->grace_ns.load()));
-    } else {
-      // Wait for the owner's stop anyway: `async` must outlive its Send.
-      stop.Wait();
-    }
+    // Wait for the owner's stop even after a failed start: `async` must outlive its Send.
+    stop.Wait();
+    { std::lock_guard<std::mutex> lock(worker->mu); }  // The owner's Send is over.
+    if (ok) server.Stop(absl::Nanoseconds(worker->grace_ns.load()));
   }
   DestroyHub();
 }
@@ -353,6 +350,9 @@ absl::Status MultiThreadServer::Start() {
 void MultiThreadServer::Stop(absl::Duration grace) {
   for (auto& w : workers_) {
     if (w->thread.joinable() && !w->stop_requested.exchange(true)) {
+      // Under `mu`, which the worker takes before tearing down: ThreadSanitizer cannot see the
+      // ordering that ev_async_send provides (libev is not instrumented).
+      std::lock_guard<std::mutex> lock(w->mu);
       w->grace_ns.store(absl::ToInt64Nanoseconds(grace));
       w->stop_async->Send();
     }

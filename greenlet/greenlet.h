@@ -283,6 +283,13 @@ __attribute__((always_inline)) inline std::any Greenlet::Switch(std::any value) 
     ts->value = std::move(value);
     return ts->current->SwitchOut(ts, this);
   }
+  // The first switch into a greenlet on a caller-provided stack cannot fail (no allocation):
+  // it too jumps from here, so that the caller's returns after resuming stay predictable.
+  if (thread_ == ts && state_ == State::kUnstarted && external_stack_) {
+    Start();
+    ts->value = std::move(value);
+    return ts->current->SwitchOut(ts, this);
+  }
   return SwitchSlow(std::move(value));
 }
 

@@ -263,13 +263,12 @@ bool Greenlet::Unlink(LinkId id) {
   return true;
 }
 
-bool Greenlet::Join(std::optional<absl::Duration> timeout) {
-  if (dead_) return true;
-  if (greenlet::Greenlet::Current() == &raw_) {
-    throw std::logic_error("gevent::Greenlet::Join: a greenlet cannot join itself");
-  }
-  // The caller holds a reference (a GreenletRef) or the greenlet is scheduled (self_): alive
-  // until this returns.
+void Greenlet::ThrowJoinSelf() {
+  throw std::logic_error("gevent::Greenlet::Join: a greenlet cannot join itself");
+}
+
+bool Greenlet::JoinWithTimeout(absl::Duration timeout) {
+  if (greenlet::Greenlet::Current() == &raw_) ThrowJoinSelf();
   Waiter waiter(*hub_);
   JoinObserver joiner(&waiter);
   AddObserver(&joiner);

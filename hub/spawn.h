@@ -117,8 +117,13 @@ class Greenlet : public Waitable, public std::enable_shared_from_this<Greenlet> 
   void SetName(std::string name) { name_ = std::move(name); }
 
   // Join parks until the greenlet finishes; returns ready(). From the hub, throws
-  // BlockingInHubError (unless already finished).
-  bool Join(std::optional<absl::Duration> timeout = std::nullopt);
+  // BlockingInHubError (unless already finished); from the greenlet itself, std::logic_error.
+  // The caller must hold a reference (a GreenletRef) while it waits.
+  bool Join(std::optional<absl::Duration> timeout = std::nullopt) {
+    if (dead_) return true;
+    if (timeout.has_value()) return JoinWithTimeout(*timeout);
+    return JoinForever();
+  }
   // Get joins and returns value(), rethrows exception(), or throws TimeoutError (timeout() null)
   // if `timeout` elapses first.
   std::any Get(std::optional<absl::Duration> timeout = std::nullopt);
@@ -178,6 +183,30 @@ class Greenlet : public Waitable, public std::enable_shared_from_this<Greenlet> 
   friend bool JoinAll(const std::vector<GreenletRef>&, std::optional<absl::Duration>, bool);
 
   friend struct internal::SpawnAccess;
+
+  bool JoinWithTimeout(absl::Duration timeout);
+  // JoinForever is inline: a join is usually the caller's hot path, and every call level around
+  // its switch costs a mispredicted return on resuming.
+  __attribute__((always_inline)) bool JoinForever() {
+    greenlet::Greenlet* self = greenlet::Greenlet::Current();
+    if (self == &raw_) ThrowJoinSelf();
+    // The finish schedules `node`, which resumes this greenlet.
+    struct Joiner : Waitable::Observer {
+      internal::ReadyNode node;
+      Hub* hub = nullptr;
+      ~Joiner() { hub->Unschedule(&node); }
+    } joiner;
+    joiner.hub = hub_;
+    joiner.node.resume = self;
+    joiner.on_ready = [](Waitable::Observer* o, Waitable*) {
+      auto* j = static_cast<Joiner*>(o);
+      j->hub->ScheduleNode(&j->node);
+    };
+    AddObserver(&joiner);
+    hub_->Park({&joiner.node});
+    return dead_;
+  }
+  [[noreturn]] static void ThrowJoinSelf();
 
   // StartWith: Start, with `self` (this greenlet) at hand: no shared_from_this.
   void StartWith(GreenletRef self);

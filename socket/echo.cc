@@ -44,17 +44,26 @@ absl::Status EchoConnection(Socket& connection, EchoStats* stats, const EchoOpti
   }
   if (stats != nullptr) stats->connections.fetch_add(1, std::memory_order_relaxed);
   // The whole of what the server holds for this client: read no more until it is sent back.
-  std::unique_ptr<char[]> buffer(new char[options.buffer_size]);
+  // A small buffer lives on the greenlet's stack, where the bytes received land next to the
+  // frames the wake-up touches anyway: one page per connection instead of two, which shows with
+  // thousands of connections (TLB and cache misses per message).
+  char stack_buffer[kEchoStackBuffer];
+  std::unique_ptr<char[]> heap_buffer;
+  char* buffer = stack_buffer;
+  if (options.buffer_size > sizeof stack_buffer) {
+    heap_buffer.reset(new char[options.buffer_size]);
+    buffer = heap_buffer.get();
+  }
   ByteCounter counted{stats};
   for (;;) {
-    absl::StatusOr<size_t> n = connection.RecvInto(absl::MakeSpan(buffer.get(), options.buffer_size));
+    absl::StatusOr<size_t> n = connection.RecvInto(absl::MakeSpan(buffer, options.buffer_size));
     if (!n.ok()) {
       if (stats != nullptr) stats->errors.fetch_add(1, std::memory_order_relaxed);
       return n.status();
     }
     // End of stream (a close or a half-close): everything read was already echoed.
     if (*n == 0) return absl::OkStatus();
-    absl::Status sent = connection.SendAll(absl::string_view(buffer.get(), *n));
+    absl::Status sent = connection.SendAll(absl::string_view(buffer, *n));
     if (!sent.ok()) {
       if (stats != nullptr) stats->errors.fetch_add(1, std::memory_order_relaxed);
       return sent;

@@ -55,11 +55,15 @@ struct EchoStats {
   EchoStatsSnapshot Snapshot() const;
 };
 
+// kEchoStackBuffer: buffers up to this size live on the handler's stack (so EchoConnection needs
+// about this much stack plus a few KiB); larger ones on the heap.
+inline constexpr size_t kEchoStackBuffer = 8 * 1024;
+
 // EchoOptions: per-connection behaviour.
 struct EchoOptions {
   // buffer_size: bytes read (and then sent) at a time; also the most the server holds per
   // connection.
-  size_t buffer_size = 16 * 1024;
+  size_t buffer_size = kEchoStackBuffer;
 };
 
 // EchoConnection echoes `connection` until the client closes or an error; returns OK at a clean

@@ -388,18 +388,21 @@ struct Socket::Direction {
       : hub(&h),
         io(h.loop(), fd, events,
            [this](int) {
-             if (ABSL_PREDICT_TRUE(waiting != nullptr)) {
-               hub->Resume(waiting->greenlet, &io);
+             if (ABSL_PREDICT_TRUE(waiter != nullptr)) {
+               hub->Resume(waiter, &io);
              } else {
                io.Stop();
              }
            }),
-        timer(h.loop(), absl::ZeroDuration(), [this] { hub->Resume(waiting->greenlet, &timer); }) {}
+        timer(h.loop(), absl::ZeroDuration(), [this] { hub->Resume(waiter, &timer); }) {}
 
   Hub* hub;
   IoWatcher io;
   TimerWatcher timer;
   WaitNode* waiting = nullptr;
+  // waiter: waiting->greenlet, kept here too so that a wake-up reads only this (hot) object and
+  // not the parked greenlet's stack — with thousands of connections that is a cache miss saved.
+  greenlet::Greenlet* waiter = nullptr;
 };
 
 struct Socket::State {
@@ -531,6 +534,7 @@ Socket::WaitResult Socket::WaitIo(Direction& d, std::optional<absl::Time>* deadl
   node.hub = &hub;
   node.greenlet = greenlet::Greenlet::Current();
   d.waiting = &node;
+  d.waiter = node.greenlet;
   d.io.Ref();  // Referenced while a greenlet waits: the loop must stay alive for it.
   d.io.Start();  // No-op when still armed from the previous wait.
   if (remaining.has_value()) d.timer.Start(*remaining);
@@ -544,12 +548,14 @@ Socket::WaitResult Socket::WaitIo(Direction& d, std::optional<absl::Time>* deadl
       d.io.Stop();
       d.timer.Stop();
       d.waiting = nullptr;
+      d.waiter = nullptr;
     }
     throw;
   }
   if (key == &node) return WaitResult::kClosed;  // The socket may be gone: touch nothing.
-  d.timer.Stop();
+  if (ABSL_PREDICT_FALSE(d.timer.active())) d.timer.Stop();
   d.waiting = nullptr;
+  d.waiter = nullptr;
   if (ABSL_PREDICT_TRUE(key == &d.io)) {
     d.io.Unref();  // Stays armed for the next wait (see Direction).
     return WaitResult::kReady;
@@ -583,6 +589,7 @@ void Socket::WakeWaiters() {
       d->waiting->closed = true;
       state_->hub->ScheduleNode(d->waiting);
       d->waiting = nullptr;
+      d->waiter = nullptr;
     }
   }
 }

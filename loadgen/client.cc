@@ -64,8 +64,7 @@ ThreadSnapshot ThreadCounters::TakeInterval(Histogram* latency, Histogram* uncor
 namespace {
 
 std::uint64_t HubSwitches(const gevent::Hub& hub) {
-  const gevent::HubStats& s = hub.stats();
-  return s.switches_to_hub + s.resumes;
+  return hub.stats().switches();
 }
 
 // ClassifyConnect / ClassifyIo map a socket status to an error kind.

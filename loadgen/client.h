@@ -73,7 +73,7 @@ class MessagePattern {
 struct ThreadSnapshot {
   std::uint64_t messages = 0;
   std::uint64_t bytes = 0;
-  std::uint64_t switches = 0;  // The hub's switches_to_hub + resumes, as last published.
+  std::uint64_t switches = 0;  // The hub's HubStats::switches(), as last published.
   std::int64_t active = 0;     // Clients connected now.
   ErrorCounts errors{};
 };

@@ -3,9 +3,10 @@
 //
 // Units: latencies are recorded in nanoseconds and printed in microseconds; MB/s is 10^6 bytes of
 // payload per second in one direction (each message is sent once and echoed once). A "switch" is
-// one greenlet::Greenlet switch counted by the client hubs: HubStats::switches_to_hub (a client
-// greenlet parks) + HubStats::resumes (the hub wakes one). The first switch into a new greenlet and
-// its final switch out when it ends are not counted (one each per connection, not per message).
+// one greenlet::Greenlet switch counted by the client hubs, HubStats::switches(): a client greenlet
+// parks (to the hub or straight to the next ready greenlet) or the hub wakes one. The first switch
+// into a new greenlet and its final switch out when it ends are not counted (one each per
+// connection, not per message).
 //
 // Thread-safety: everything here is thread-compatible (values and pure functions).
 #ifndef LOADGEN_REPORT_H_

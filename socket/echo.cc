@@ -1,8 +1,10 @@
 #include "socket/echo.h"
 
+#include <algorithm>
 #include <memory>
 #include <utility>
 
+#include "absl/base/optimization.h"
 #include "absl/strings/str_cat.h"
 
 namespace gevent {
@@ -44,19 +46,17 @@ absl::Status EchoConnection(Socket& connection, EchoStats* stats, const EchoOpti
   }
   if (stats != nullptr) stats->connections.fetch_add(1, std::memory_order_relaxed);
   // The whole of what the server holds for this client: read no more until it is sent back.
-  // A small buffer lives on the greenlet's stack, where the bytes received land next to the
-  // frames the wake-up touches anyway: one page per connection instead of two, which shows with
-  // thousands of connections (TLB and cache misses per message).
-  char stack_buffer[kEchoStackBuffer];
-  std::unique_ptr<char[]> heap_buffer;
-  char* buffer = stack_buffer;
-  if (options.buffer_size > sizeof stack_buffer) {
-    heap_buffer.reset(new char[options.buffer_size]);
-    buffer = heap_buffer.get();
-  }
+  // It starts as a small buffer on the greenlet's stack, where the bytes received land next to
+  // the frames that every wake-up touches anyway: with thousands of connections, each page a
+  // message touches is a TLB and cache miss. A client whose message fills it gets a heap buffer
+  // of the full size from then on.
+  char small[kEchoSmallBuffer];
+  std::unique_ptr<char[]> large;
+  char* buffer = small;
+  size_t size = std::min(options.buffer_size, sizeof small);
   ByteCounter counted{stats};
   for (;;) {
-    absl::StatusOr<size_t> n = connection.RecvInto(absl::MakeSpan(buffer, options.buffer_size));
+    absl::StatusOr<size_t> n = connection.RecvInto(absl::MakeSpan(buffer, size));
     if (!n.ok()) {
       if (stats != nullptr) stats->errors.fetch_add(1, std::memory_order_relaxed);
       return n.status();
@@ -69,6 +69,11 @@ absl::Status EchoConnection(Socket& connection, EchoStats* stats, const EchoOpti
       return sent;
     }
     counted.Add(*n);
+    if (ABSL_PREDICT_FALSE(*n == size && size < options.buffer_size)) {
+      large.reset(new char[options.buffer_size]);
+      buffer = large.get();
+      size = options.buffer_size;
+    }
   }
 }
 

@@ -55,15 +55,16 @@ struct EchoStats {
   EchoStatsSnapshot Snapshot() const;
 };
 
-// kEchoStackBuffer: buffers up to this size live on the handler's stack (so EchoConnection needs
-// about this much stack plus a few KiB); larger ones on the heap.
-inline constexpr size_t kEchoStackBuffer = 8 * 1024;
+// kEchoSmallBuffer: a connection starts with a buffer of this size on its handler's stack and
+// moves to a heap buffer of EchoOptions::buffer_size the first time a read fills it (so small
+// messages touch one page per connection, large ones get large reads).
+inline constexpr size_t kEchoSmallBuffer = 1024;
 
 // EchoOptions: per-connection behaviour.
 struct EchoOptions {
-  // buffer_size: bytes read (and then sent) at a time; also the most the server holds per
-  // connection.
-  size_t buffer_size = kEchoStackBuffer;
+  // buffer_size: the most bytes read (and then sent back) at a time, which is also the most the
+  // server holds per connection.
+  size_t buffer_size = 16 * 1024;
 };
 
 // EchoConnection echoes `connection` until the client closes or an error; returns OK at a clean

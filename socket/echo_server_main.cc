@@ -23,7 +23,7 @@ ABSL_FLAG(int, port, 9000, "port to listen on (0: any free port, printed at star
 ABSL_FLAG(int, threads, 1, "server threads, each with its own hub and SO_REUSEPORT listener");
 ABSL_FLAG(int, pool_size, 0, "most connections served at once per thread (0: no limit)");
 ABSL_FLAG(int, backlog, 1024, "listen backlog (capped by net.core.somaxconn)");
-ABSL_FLAG(int, buffer_size, 8 * 1024, "bytes echoed at a time per connection");
+ABSL_FLAG(int, buffer_size, 16 * 1024, "most bytes echoed at a time per connection");
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("Echo server on gevent_cpp's cooperative sockets.");

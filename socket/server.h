@@ -117,14 +117,16 @@ class StreamServer {
   // Start binds and listens (unless given a listener) and spawns the accept greenlet. Returns
   // the bind/listen error, or FailedPrecondition if already started or stopped.
   absl::Status Start();
-  // ServeForever: Start (if not started), then parks until Stop is called (by another greenlet,
-  // StopLater, or a handler). Returns Start's error, if any.
+  // ServeForever: Start (if not started), then parks until the server is stopped (Stop from
+  // another greenlet, or StopLater from anywhere, handlers included). Returns Start's error.
   absl::Status ServeForever();
   // Stop closes the listener at once (no new connections), waits up to `grace` for running
   // handlers to finish, then kills the rest with GreenletExit and waits for them to unwind.
-  // Idempotent. Throws std::logic_error when called from one of this server's handlers.
+  // Idempotent. It parks, so call it from a greenlet (the hub greenlet gets BlockingInHubError);
+  // from one of this server's own handlers it throws std::logic_error.
   void Stop(absl::Duration grace = absl::Seconds(1));
-  // StopLater schedules Stop(grace) in a new greenlet (usable from a handler or a loop callback).
+  // StopLater spawns a greenlet that calls Stop(grace) (usable from a handler or a loop
+  // callback). The server must stay alive until that greenlet has run.
   void StopLater(absl::Duration grace = absl::Seconds(1));
 
   // address: the bound address once started (port 0 replaced by the kernel's); before Start, the

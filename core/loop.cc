@@ -86,8 +86,8 @@ Loop::Loop(struct ev_loop* loop, bool is_default, size_t callbacks_per_iteration
   idle_.data = this;
   // Lowest priority: the idle watcher only exists to keep the backend from blocking.
   ev_set_priority(&idle_, EV_MINPRI);
-  ev_prepare_start(loop_, &prepare_);
-  ev_unref(loop_);  // The prepare watcher alone must not keep the loop alive.
+  // The prepare watcher (which runs the queue) and the idle watcher are active only while
+  // callbacks are queued (KeepAwake): an empty queue costs a loop turn nothing.
 }
 
 Loop::~Loop() {
@@ -106,8 +106,6 @@ Loop::~Loop() {
   }
   callbacks_.clear();
   KeepAwake(false);
-  ev_ref(loop_);
-  ev_prepare_stop(loop_, &prepare_);
   if (!is_default_) ev_loop_destroy(loop_);
 }
 
@@ -205,12 +203,17 @@ void Loop::RunCallbacks() {
 void Loop::KeepAwake(bool awake) {
   if (awake == idle_started_) return;
   idle_started_ = awake;
+  // Neither watcher holds a loop reference: the queued entries do.
   if (awake) {
+    ev_prepare_start(loop_, &prepare_);
+    ev_unref(loop_);
     ev_idle_start(loop_, &idle_);
     ev_unref(loop_);
   } else {
     ev_ref(loop_);
     ev_idle_stop(loop_, &idle_);
+    ev_ref(loop_);
+    ev_prepare_stop(loop_, &prepare_);
   }
 }
 

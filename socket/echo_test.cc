@@ -16,17 +16,17 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "hub/hub.h"
+#include "hub/hub_test_fixture.h"
 #include "hub/spawn.h"
 #include "socket/server.h"
 #include "socket/socket.h"
-#include "socket/socket_test_fixture.h"
 
 namespace gevent {
 namespace {
 
 using ::testing::HasSubstr;
 
-class EchoTest : public SocketTestFixture {
+class EchoTest : public HubTestFixture {
  protected:
   void StartServer(EchoOptions echo = {}) {
     stats_ = std::make_shared<EchoStats>();
@@ -37,7 +37,7 @@ class EchoTest : public SocketTestFixture {
   void TearDown() override {
     if (server_) server_->Stop(absl::ZeroDuration());
     server_.reset();
-    SocketTestFixture::TearDown();
+    HubTestFixture::TearDown();
   }
   Socket Connect() {
     absl::StatusOr<Socket> c = CreateConnection("127.0.0.1", server_->port(), absl::Seconds(30));

@@ -14,16 +14,16 @@
 #include "gtest/gtest.h"
 #include "hub/event.h"
 #include "hub/hub.h"
+#include "hub/hub_test_fixture.h"
 #include "hub/spawn.h"
 #include "socket/socket.h"
-#include "socket/socket_test_fixture.h"
 
 namespace gevent {
 namespace {
 
 using ::testing::HasSubstr;
 
-class ServerTest : public SocketTestFixture {};
+class ServerTest : public HubTestFixture {};
 
 // WaitUntil parks in 1 ms steps until `done()` holds or `limit` passes; returns done(). For
 // conditions that only the server's own greenlets change (no event to wait on from outside).

@@ -16,9 +16,9 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "hub/hub.h"
+#include "hub/hub_test_fixture.h"
 #include "hub/spawn.h"
 #include "hub/threadpool.h"
-#include "socket/socket_test_fixture.h"
 
 namespace gevent {
 namespace {
@@ -30,7 +30,7 @@ static_assert(std::is_nothrow_move_constructible_v<Socket>);
 static_assert(std::is_nothrow_move_assignable_v<Socket>);
 static_assert(std::is_copy_constructible_v<SocketAddress>);
 
-class SocketTest : public SocketTestFixture {};
+class SocketTest : public HubTestFixture {};
 
 // A listening TCP socket on the loopback of `family`, port chosen by the kernel.
 Socket Listener(int family = AF_INET, int backlog = 16) {

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <utility>
@@ -34,7 +35,7 @@ MessagePattern::MessagePattern(std::size_t message_size, std::uint64_t seed)
 
 void ThreadCounters::RecordMessage(std::int64_t latency_ns, std::int64_t uncorrected_ns,
                                    std::uint64_t bytes, std::uint64_t switches) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   // A latency below zero cannot happen with a monotonic clock; clamp rather than lose the sample.
   latency_.Record(static_cast<std::uint64_t>(std::max<std::int64_t>(latency_ns, 0)));
   if (uncorrected_ns >= 0) uncorrected_.Record(static_cast<std::uint64_t>(uncorrected_ns));
@@ -44,18 +45,18 @@ void ThreadCounters::RecordMessage(std::int64_t latency_ns, std::int64_t uncorre
 }
 
 void ThreadCounters::RecordError(ErrorKind kind, std::uint64_t switches) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   ++totals_.errors[static_cast<std::size_t>(kind)];
   totals_.switches = switches;
 }
 
 void ThreadCounters::AddActive(int delta) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   totals_.active += delta;
 }
 
 ThreadSnapshot ThreadCounters::TakeInterval(Histogram* latency, Histogram* uncorrected) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   std::swap(latency_, *latency);
   std::swap(uncorrected_, *uncorrected);
   return totals_;

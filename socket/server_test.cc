@@ -175,6 +175,42 @@ TEST_F(ServerTest, StopKillsHandlersThatOutliveTheGrace) {
   EXPECT_EQ(*c.RecvInto(&b, 1, absl::Seconds(10)), 0u);
 }
 
+// The load generator's report: ~20 clients pipeline four 1000-byte messages and close, and Stop
+// with a zero grace comes right after, before the handlers have seen the end of their streams.
+// Stop must leave no handler behind: each one finished or was killed and unwound before Stop
+// returns (a handler left on its stack would outlive its thread's hub).
+TEST_F(ServerTest, StopWithZeroGraceRightAfterClientsCloseUnwindsEveryHandler) {
+  constexpr int kClients = 20;
+  constexpr int kPipelined = 4;
+  const std::string message(1000, 'm');
+  for (int round = 0; round < 20; ++round) {
+    int alive = 0;
+    StreamServer server(SocketAddress::Loopback(0), [&](Socket conn, const SocketAddress& peer) {
+      ++alive;
+      struct Count {
+        int* n;
+        ~Count() { --*n; }
+      } count{&alive};
+      Echo(std::move(conn), peer);
+    });
+    ASSERT_TRUE(server.Start().ok());
+    std::vector<Socket> clients;
+    for (int i = 0; i < kClients; ++i) clients.push_back(Connect(server.port()));
+    for (Socket& c : clients) {
+      for (int m = 0; m < kPipelined; ++m) ASSERT_TRUE(c.SendAll(message).ok());
+    }
+    for (Socket& c : clients) {
+      std::string back(message.size(), '\0');
+      ASSERT_TRUE(c.RecvExactly(absl::MakeSpan(back), absl::Seconds(30)).ok());
+    }
+    ASSERT_EQ(alive, kClients);
+    for (Socket& c : clients) ASSERT_TRUE(c.Close().ok());
+    server.Stop(absl::ZeroDuration());
+    EXPECT_EQ(alive, 0) << "round " << round;
+    EXPECT_EQ(server.stats().active, 0u) << "round " << round;
+  }
+}
+
 TEST_F(ServerTest, StopFromAHandlerIsAUsageErrorAndStopLaterWorks) {
   std::string error;
   StreamServer* server_ptr = nullptr;

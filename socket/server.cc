@@ -35,6 +35,24 @@ struct ActiveGuard {
   ServerCounters* counters;
 };
 
+// BoundSocket makes a socket of `type` bound to `address`, with SO_REUSEADDR / SO_REUSEPORT as
+// asked (not for Unix paths, where they mean nothing).
+absl::StatusOr<Socket> BoundSocket(const SocketAddress& address, int type, bool reuse_address,
+                                   bool reuse_port) {
+  absl::StatusOr<Socket> s = Socket::Create(address.family(), type);
+  if (!s.ok()) return s.status();
+  if (address.family() != AF_UNIX) {
+    if (reuse_address) {
+      if (absl::Status r = s->SetReuseAddr(true); !r.ok()) return r;
+    }
+    if (reuse_port) {
+      if (absl::Status r = s->SetReusePort(true); !r.ok()) return r;
+    }
+  }
+  if (absl::Status b = s->Bind(address); !b.ok()) return b;
+  return s;
+}
+
 }  // namespace
 
 ServerStats ServerCounters::Snapshot() const {
@@ -81,17 +99,9 @@ absl::Status StreamServer::Start() {
     if (address_.empty()) {
       return absl::InvalidArgumentError("gevent::StreamServer::Start: no address to listen on");
     }
-    absl::StatusOr<Socket> s = Socket::Create(address_.family(), SOCK_STREAM);
+    absl::StatusOr<Socket> s =
+        BoundSocket(address_, SOCK_STREAM, options_.reuse_address, options_.reuse_port);
     if (!s.ok()) return s.status();
-    if (address_.family() != AF_UNIX) {
-      if (options_.reuse_address) {
-        if (absl::Status r = s->SetReuseAddr(true); !r.ok()) return r;
-      }
-      if (options_.reuse_port) {
-        if (absl::Status r = s->SetReusePort(true); !r.ok()) return r;
-      }
-    }
-    if (absl::Status b = s->Bind(address_); !b.ok()) return b;
     listener_ = std::move(*s);
   }
   if (absl::Status l = listener_.Listen(options_.backlog); !l.ok()) return l;
@@ -211,17 +221,9 @@ absl::Status DatagramServer::Start() {
         "gevent::DatagramServer::Start ", address_.ToString(), ": the server was already ",
         stopped_ ? "stopped" : "started"));
   }
-  absl::StatusOr<Socket> s = Socket::Create(address_.family(), SOCK_DGRAM);
+  absl::StatusOr<Socket> s =
+      BoundSocket(address_, SOCK_DGRAM, options_.reuse_address, options_.reuse_port);
   if (!s.ok()) return s.status();
-  if (address_.family() != AF_UNIX) {
-    if (options_.reuse_address) {
-      if (absl::Status r = s->SetReuseAddr(true); !r.ok()) return r;
-    }
-    if (options_.reuse_port) {
-      if (absl::Status r = s->SetReusePort(true); !r.ok()) return r;
-    }
-  }
-  if (absl::Status b = s->Bind(address_); !b.ok()) return b;
   socket_ = std::move(*s);
   if (absl::StatusOr<SocketAddress> bound = socket_.LocalAddress(); bound.ok()) address_ = *bound;
   stop_event_ = std::make_unique<Event>();

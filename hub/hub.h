@@ -15,8 +15,8 @@
 // for I/O without blocking at least every kPollEvery ready entries and whenever the queue
 // empties, so ready greenlets that keep yielding cannot starve I/O, while a yield costs two
 // greenlet switches rather than a full loop iteration. When a greenlet that the hub resumed from
-// the ready queue parks and the next entry resumes another greenlet, the parking greenlet
-// switches to that one directly: the same order the hub would give, one switch instead of two.
+// the ready queue parks (or finishes) and the next entry resumes another greenlet, it switches to
+// that one directly: the same order the hub would give, one switch instead of two.
 //
 // LoopExit. When the queue is empty and the loop has no active watcher that keeps it alive,
 // nothing can ever wake a parked greenlet: the hub raises LoopExit ("would block forever") in the
@@ -213,8 +213,8 @@ class Hub {
   // when one greenlet, or a loop callback, has kept the hub from running for longer than
   // `threshold` — it neither parked nor yielded, so no other greenlet and no I/O could run. A hub
   // that waits for I/O is idle, not blocked. Restarting replaces the options. Hub thread only;
-  // the monitor stops with StopMonitor or with the hub. Costs the hub nothing when not started
-  // but two stores per switch either way.
+  // the monitor stops with StopMonitor or with the hub. What it reads costs the hub two plain
+  // stores per switch, started or not.
   //
   // The report names the blocking greenlet while it still runs (it reads the name a spawned
   // greenlet was given; renaming a greenlet while the monitor runs is a race).

@@ -76,7 +76,7 @@ Greenlet::Greenlet(Function fn, Greenlet* parent, StackOptions stack, WrappedTag
 }
 
 Greenlet::Greenlet(Function fn, Greenlet* parent, const Stack& stack, WrappedTag)
-    : fn_(std::move(fn)), stack_(stack), external_stack_(true) {
+    : stack_(stack), fn_(std::move(fn)), external_stack_(true) {
   if (!stack) throw std::invalid_argument("greenlet::Greenlet: the provided stack is empty");
   stack_options_ = StackOptions{stack.size, stack.kind};
   Init(parent);

@@ -217,14 +217,16 @@ class Greenlet {
   void UnlinkFromParent();
   void DestroySuspended();
 
-  Function fn_;
+  // What every switch reads first, together: with thousands of greenlets the object is cold when
+  // one is woken, and each extra cache line it touches is a miss.
   void* ctx_ = nullptr;  // Saved machine context while suspended (boost fcontext_t).
   internal::ThreadState* thread_;
+  Stack stack_;
+  Function fn_;
   Greenlet* parent_ = nullptr;
   Greenlet* first_child_ = nullptr;
   Greenlet* prev_sibling_ = nullptr;
   Greenlet* next_sibling_ = nullptr;
-  Stack stack_;
   StackOptions stack_options_;
   void* user_data_ = nullptr;
   Greenlet* finish_to_ = nullptr;

@@ -25,6 +25,7 @@
 #include <pthread.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -36,8 +37,6 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "loadgen/histogram.h"
 #include "loadgen/report.h"
@@ -77,6 +76,29 @@ struct ThreadSnapshot {
   std::uint64_t switches = 0;  // The hub's HubStats::switches(), as last published.
   std::int64_t active = 0;     // Clients connected now.
   ErrorCounts errors{};
+};
+
+// OneShot: a flag one thread sets once and others wait for. On std::mutex rather than
+// absl::Notification, so that ThreadSanitizer sees the hand-off (the system abseil is not built
+// for it).
+class OneShot {
+ public:
+  void Notify() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+  }
+  void WaitForNotification() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return done_; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
 };
 
 // ThreadCounters: what a client thread publishes for the reporter. Thread-safe: the client thread
@@ -155,8 +177,8 @@ class ClientThread {
   const int count_;
   ThreadCounters counters_;
   std::thread thread_;
-  absl::Notification started_;      // The stop watcher exists.
-  absl::Notification stop_sent_;    // The main thread is done with the stop watcher.
+  OneShot started_;    // The stop watcher exists.
+  OneShot stop_sent_;  // The main thread is done with the stop watcher.
   gevent::AsyncWatcher* stop_watcher_ = nullptr;  // Written before started_; owned by Body.
   bool stop_requested_ = false;     // Main thread only.
 };

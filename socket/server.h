@@ -48,7 +48,6 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "greenlet/stack.h"
 #include "socket/socket.h"

@@ -34,20 +34,20 @@ MessagePattern::MessagePattern(std::size_t message_size, std::uint64_t seed)
 }
 
 void ThreadCounters::RecordMessage(std::int64_t latency_ns, std::int64_t uncorrected_ns,
-                                   std::uint64_t bytes, std::uint64_t switches) {
+                                   std::uint64_t bytes, const gevent::HubStats& hub) {
   std::lock_guard<std::mutex> lock(mu_);
   // A latency below zero cannot happen with a monotonic clock; clamp rather than lose the sample.
   latency_.Record(static_cast<std::uint64_t>(std::max<std::int64_t>(latency_ns, 0)));
   if (uncorrected_ns >= 0) uncorrected_.Record(static_cast<std::uint64_t>(uncorrected_ns));
   ++totals_.messages;
   totals_.bytes += bytes;
-  totals_.switches = switches;
+  PublishHub(hub);
 }
 
-void ThreadCounters::RecordError(ErrorKind kind, std::uint64_t switches) {
+void ThreadCounters::RecordError(ErrorKind kind, const gevent::HubStats& hub) {
   std::lock_guard<std::mutex> lock(mu_);
   ++totals_.errors[static_cast<std::size_t>(kind)];
-  totals_.switches = switches;
+  PublishHub(hub);
 }
 
 void ThreadCounters::AddActive(int delta) {
@@ -64,9 +64,6 @@ ThreadSnapshot ThreadCounters::TakeInterval(Histogram* latency, Histogram* uncor
 
 namespace {
 
-std::uint64_t HubSwitches(const gevent::Hub& hub) {
-  return hub.stats().switches();
-}
 
 // ClassifyConnect / ClassifyIo map a socket status to an error kind.
 ErrorKind ClassifyConnect(const absl::Status& status) {
@@ -186,7 +183,7 @@ class Client {
         }
       }
       socket.Close().IgnoreError();
-      ctx_.counters->RecordError(*error, HubSwitches(*ctx_.hub));
+      ctx_.counters->RecordError(*error, ctx_.hub->stats());
       gevent::Sleep(backoff);
       backoff = std::min(backoff * 2, kMaxBackoff);
     }
@@ -307,7 +304,7 @@ class Client {
           return ErrorKind::kMismatch;
         }
         ctx_.counters->RecordMessage(now - m.intended_ns, open_loop ? now - m.sent_ns : -1, size,
-                                     HubSwitches(*ctx_.hub));
+                                     ctx_.hub->stats());
         head = (head + 1) % pipeline;
         --count;
         done += size;

@@ -38,6 +38,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "hub/hub.h"
 #include "loadgen/histogram.h"
 #include "loadgen/report.h"
 
@@ -73,7 +74,9 @@ class MessagePattern {
 struct ThreadSnapshot {
   std::uint64_t messages = 0;
   std::uint64_t bytes = 0;
-  std::uint64_t switches = 0;  // The hub's HubStats::switches(), as last published.
+  std::uint64_t switches = 0;       // The hub's HubStats::switches(), as last published.
+  std::uint64_t loop_iterations = 0;  // The hub's HubStats::polls, as last published.
+  std::uint64_t callbacks_run = 0;    // The hub's HubStats::callbacks_run, as last published.
   std::int64_t active = 0;     // Clients connected now.
   ErrorCounts errors{};
 };
@@ -106,9 +109,10 @@ class OneShot {
 class ThreadCounters {
  public:
   // RecordMessage: one echo completed. `uncorrected_ns` < 0: closed loop (not recorded).
+  // `hub` is the client thread's hub, whose counters are published with each record.
   void RecordMessage(std::int64_t latency_ns, std::int64_t uncorrected_ns, std::uint64_t bytes,
-                     std::uint64_t switches);
-  void RecordError(ErrorKind kind, std::uint64_t switches);
+                     const gevent::HubStats& hub);
+  void RecordError(ErrorKind kind, const gevent::HubStats& hub);
   void AddActive(int delta);
 
   // TakeInterval returns the cumulative counters and swaps the latency samples recorded since the
@@ -117,6 +121,12 @@ class ThreadCounters {
   ThreadSnapshot TakeInterval(Histogram* latency, Histogram* uncorrected);
 
  private:
+  void PublishHub(const gevent::HubStats& hub) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    totals_.switches = hub.switches();
+    totals_.loop_iterations = hub.polls;
+    totals_.callbacks_run = hub.callbacks_run;
+  }
+
   // std::mutex: cheaper uncontended than absl::Mutex (no deadlock-detection bookkeeping) and
   // visible to ThreadSanitizer.
   std::mutex mu_;

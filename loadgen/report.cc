@@ -108,6 +108,10 @@ std::string FormatReport(const RunResult& r) {
                         r.ns_per_switch, r.ns_per_yield);
   absl::StrAppendFormat(&out, "  switching per message %.0f ns (switches per message x ns per switch)\n",
                         r.switches_per_message() * r.ns_per_switch);
+  const double seconds = r.seconds > 0 ? r.seconds : 1;
+  absl::StrAppendFormat(&out, "  client hubs           %.0f loop iterations/s, %.0f callbacks/s\n",
+                        static_cast<double>(r.loop_iterations) / seconds,
+                        static_cast<double>(r.callbacks_run) / seconds);
   out += "cpu per message\n";
   const double per_msg = r.messages > 0 ? 1e6 / static_cast<double>(r.messages) : 0;
   absl::StrAppendFormat(&out, "  client                %.2f us (%.2f s on %d thread%s)\n",
@@ -196,6 +200,8 @@ std::string ToJson(const RunResult& r) {
                   ",\n");
   absl::StrAppend(&out, "  \"ns_per_switch\": ", JsonNumber(r.ns_per_switch), ",\n");
   absl::StrAppend(&out, "  \"ns_per_yield\": ", JsonNumber(r.ns_per_yield), ",\n");
+  absl::StrAppend(&out, "  \"loop_iterations\": ", r.loop_iterations, ",\n");
+  absl::StrAppend(&out, "  \"callbacks_run\": ", r.callbacks_run, ",\n");
   const double per_msg = r.messages > 0 ? 1e6 / static_cast<double>(r.messages) : NAN;
   absl::StrAppend(&out, "  \"client_cpu_us_per_message\": ",
                   JsonNumber(r.client_cpu_seconds * per_msg), ",\n");

@@ -81,6 +81,8 @@ struct RunResult {
   Histogram latency;      // Closed loop: send to echo. Open loop: intended send time to echo.
   Histogram uncorrected;  // Open loop only: actual send to echo.
   std::uint64_t switches = 0;
+  std::uint64_t loop_iterations = 0;  // Client hubs' event-loop polls (HubStats::polls).
+  std::uint64_t callbacks_run = 0;    // Client hubs' scheduled callbacks (HubStats::callbacks_run).
   double ns_per_switch = 0;  // Calibration: raw greenlet::Greenlet ping-pong.
   double ns_per_yield = 0;   // Calibration: hub Sleep(0) ping-pong, per Sleep(0).
   double client_cpu_seconds = 0;
@@ -107,7 +109,7 @@ std::string FormatReport(const RunResult& result);
 
 // ToJson: the result as one JSON object (ends with a newline). Keys: messages_per_second,
 // latency_us {p50, p90, p99, p999, max, mean}, uncorrected_latency_us (open loop), switches_per_message,
-// ns_per_switch, errors (total), errors_by_kind, series [{elapsed_s, messages_per_second, ...}], and
+// ns_per_switch, loop_iterations, callbacks_run, errors (total), errors_by_kind, series [{elapsed_s, messages_per_second, ...}], and
 // the run's parameters. Non-finite numbers are written as null.
 std::string ToJson(const RunResult& result);
 

@@ -166,6 +166,8 @@ RunResult SampleResult() {
   r.bytes = 200'000 * 64;
   for (int i = 1; i <= 1000; ++i) r.latency.Record(i * 1000);  // 1..1000 us.
   r.switches = 800'000;
+  r.loop_iterations = 9'000;
+  r.callbacks_run = 1'000;
   r.ns_per_switch = 6.5;
   r.ns_per_yield = 60.0;
   r.client_cpu_seconds = 1.0;
@@ -199,6 +201,8 @@ TEST(ReportTest, JsonHasTheRequiredKeysAndValues) {
   EXPECT_NEAR(lat["p99"].number, 990, 990 * 0.01);
   EXPECT_DOUBLE_EQ(lat["max"].number, 1000);
   EXPECT_DOUBLE_EQ(j["switches_per_message"].number, 4.0);
+  EXPECT_DOUBLE_EQ(j["loop_iterations"].number, 9000);
+  EXPECT_DOUBLE_EQ(j["callbacks_run"].number, 1000);
   EXPECT_DOUBLE_EQ(j["ns_per_switch"].number, 6.5);
   EXPECT_DOUBLE_EQ(j["errors"].number, 3);
   EXPECT_DOUBLE_EQ(j["errors_by_kind"]["reset"].number, 2);
@@ -263,7 +267,7 @@ TEST(ReportTest, FinalReportNamesEveryFigureAndErrorKind) {
   for (const char* part : {"200000 in 2.00 s", "100000 msg/s", "p99.9", "4.00 per message",
                            "6.5 ns per greenlet switch", "client                5.00 us",
                            "server                4.50 us", "errors                  3",
-                           "reset 2", "mismatch 1"}) {
+                           "reset 2", "mismatch 1", "4500 loop iterations/s, 500 callbacks/s"}) {
     EXPECT_TRUE(absl::StrContains(text, part)) << "missing \"" << part << "\" in\n" << text;
   }
 }

@@ -51,6 +51,8 @@ class Sampler {
       out->sum.messages += s.messages;
       out->sum.bytes += s.bytes;
       out->sum.switches += s.switches;
+      out->sum.loop_iterations += s.loop_iterations;
+      out->sum.callbacks_run += s.callbacks_run;
       out->sum.active += s.active;
       for (std::size_t k = 0; k < kErrorKindCount; ++k) out->sum.errors[k] += s.errors[k];
       out->latency.Merge(scratch_latency_);
@@ -206,6 +208,8 @@ absl::StatusOr<RunResult> RunLoad(const Config& config, const RunOptions& option
   result.messages = previous.sum.messages - baseline.sum.messages;
   result.bytes = previous.sum.bytes - baseline.sum.bytes;
   result.switches = previous.sum.switches - baseline.sum.switches;
+  result.loop_iterations = previous.sum.loop_iterations - baseline.sum.loop_iterations;
+  result.callbacks_run = previous.sum.callbacks_run - baseline.sum.callbacks_run;
   for (std::size_t k = 0; k < kErrorKindCount; ++k) {
     result.errors[k] = previous.sum.errors[k] - baseline.sum.errors[k];
   }

@@ -50,6 +50,7 @@ TEST(RunTest, ShortRunAgainstTheEmbeddedServerHasNoErrors) {
   EXPECT_EQ(r->bytes, r->messages * 64);
   EXPECT_EQ(r->latency.count(), r->messages);
   EXPECT_GT(r->switches, 0u);
+  EXPECT_GT(r->loop_iterations, 0u);
   EXPECT_GT(r->ns_per_switch, 0);
   EXPECT_GT(r->ns_per_yield, 0);
   EXPECT_EQ(r->connected_clients, 20);

@@ -154,11 +154,17 @@ void Hub::DrainReleasesSlow() {
 }
 
 void Hub::HandOffAtFinish(Greenlet* self) {
-  // A running greenlet has no entry of its own queued, so `next` is another greenlet.
-  if (internal::ReadyNode* next = TakeDirectNext()) {
-    ++stats_.direct_switches;
-    self->FinishTo(next->resume);
-  }
+  if (!resuming_ready_ || since_poll_ >= kPollEvery || exiting_) return;
+  internal::ReadyNode* next = ready_.front();
+  if (next == nullptr || next->resume == nullptr || next->resume == self) return;
+  next->Unlink();
+  --ready_count_;
+  ++since_poll_;
+  ++stats_.ready_run;
+  ++stats_.direct_switches;
+  wake_key_ = next;
+  NoteRunning(next->resume);
+  self->FinishTo(next->resume);
 }
 
 void Hub::RunReady() {

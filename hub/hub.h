@@ -255,7 +255,6 @@ class Hub {
   friend class HubTestPeer;
   explicit Hub(std::unique_ptr<Loop> owned, Loop* loop);
 
-  internal::ReadyNode* TakeDirectNext();
   std::any SwitchAway(greenlet::Greenlet* self);
   void WaitForMonitorRead(const greenlet::Greenlet* g);
   void DrainReleasesSlow();
@@ -397,29 +396,22 @@ class WakeTimer {
 
 // Park, Resume and Yield are inline: a yield is two greenlet switches, and every call level
 // around a switch costs as much as the queue work itself.
-// TakeDirectNext: when the hub, suspended in RunReady, would resume the front entry's greenlet
-// next anyway, takes that entry off the queue as the hub would (counted, wake key set) and
-// returns it; else null. Shared by the two direct hand-offs, parking and finishing.
-__attribute__((always_inline)) inline internal::ReadyNode* Hub::TakeDirectNext() {
-  if (!resuming_ready_ || since_poll_ >= kPollEvery || exiting_) return nullptr;
-  internal::ReadyNode* next = ready_.front();
-  if (next == nullptr || next->resume == nullptr) return nullptr;
-  next->Unlink();
-  --ready_count_;
-  ++since_poll_;
-  ++stats_.ready_run;
-  wake_key_ = next;
-  NoteRunning(next->resume);
-  return next;
-}
-
 // SwitchAway leaves the parking greenlet `self`: to the next ready greenlet when the hub would
 // resume it next anyway, otherwise to the hub. Returns the value of the switch that resumed self.
 __attribute__((always_inline)) inline std::any Hub::SwitchAway(greenlet::Greenlet* self) {
-  if (internal::ReadyNode* next = TakeDirectNext()) {
-    if (next->resume == self) return {};  // Its own entry was next: nothing else is ready.
-    ++stats_.direct_switches;
-    return next->resume->Switch();
+  if (resuming_ready_ && since_poll_ < kPollEvery && !exiting_) {
+    internal::ReadyNode* next = ready_.front();
+    if (next != nullptr && next->resume != nullptr) {
+      next->Unlink();
+      --ready_count_;
+      ++since_poll_;
+      ++stats_.ready_run;
+      wake_key_ = next;
+      NoteRunning(next->resume);
+      if (next->resume == self) return {};  // Its own entry was next: nothing else is ready.
+      ++stats_.direct_switches;
+      return next->resume->Switch();
+    }
   }
   ++stats_.switches_to_hub;
   return greenlet_.Switch();

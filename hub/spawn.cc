@@ -89,6 +89,13 @@ constexpr std::size_t kTopReserve =
     (sizeof(Greenlet) + 64 + StackTopAllocator<Greenlet>::kAlign - 1) /
     StackTopAllocator<Greenlet>::kAlign * StackTopAllocator<Greenlet>::kAlign;
 
+// The blocked-hub monitor names spawned greenlets through their user data. Registered once, when
+// this file is linked in (the namer pointer is constant-initialised, so the order is safe).
+const bool kNamerRegistered = (internal::SetGreenletNamer([](const greenlet::Greenlet* g) {
+                                 return static_cast<const Greenlet*>(g->user_data())->name();
+                               }),
+                               true);
+
 // The pool's smallest stack (kMinStackSize, less an unguarded slot's canary gap) leaves plenty.
 static_assert(kTopReserve <= greenlet::kMinStackSize / 8);
 
@@ -100,7 +107,6 @@ Greenlet::Greenlet(PrivateTag, Hub& hub, absl::AnyInvocable<std::any()>&& body,
       body_(std::move(body)),
       name_(name),
       raw_([this] { Run(); }, hub.greenlet(), stack) {
-  if (!body_) throw std::invalid_argument("gevent::Spawn: the function is empty");
   raw_.set_user_data(this);  // For GetCurrent.
   start_node_.resume = &raw_;
   start_node_.discard = &Greenlet::DiscardNode;
@@ -117,13 +123,9 @@ Greenlet::Greenlet(PrivateTag, Hub& hub, absl::AnyInvocable<std::any()>&& body,
 Greenlet::~Greenlet() = default;
 
 GreenletRef Greenlet::Create(absl::AnyInvocable<std::any()> body, SpawnOptions options) {
-  if (Hub* existing = HubIfExists()) existing->DrainReleases();  // Stacks back to the pool first.
-  static const bool named = (internal::SetGreenletNamer([](const greenlet::Greenlet* g) {
-    return static_cast<const Greenlet*>(g->user_data())->name();
-  }), true);
-  (void)named;
-  Hub& hub = GetHub();
   if (!body) throw std::invalid_argument("gevent::Spawn: the function is empty");
+  Hub& hub = GetHub();
+  hub.DrainReleases();  // Finished greenlets' stacks back to the pool first, to be reused now.
   greenlet::StackPool& pool = greenlet::StackPool::ThisThread();
   const greenlet::Stack stack = pool.Allocate(options.stack);
   greenlet::Stack below = stack;

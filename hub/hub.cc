@@ -222,13 +222,10 @@ void Hub::RaiseLoopExit() {
       "watchers that could wake it"));
 }
 
-internal::WakeTimer::WakeTimer(Hub& hub, Greenlet* parked, std::optional<absl::Duration> timeout,
-                               bool keeps_loop_alive)
-    : hub_(&hub), parked_(parked) {
-  if (!timeout.has_value()) return;
-  hub.loop().UpdateNow();
+void internal::WakeTimer::Start(absl::Duration timeout, bool keeps_loop_alive) {
+  hub_->loop().UpdateNow();
   // One captured pointer: the callback stays inside the watcher, nothing is allocated.
-  timer_.emplace(hub.loop(), std::max(*timeout, absl::ZeroDuration()),
+  timer_.emplace(hub_->loop(), std::max(timeout, absl::ZeroDuration()),
                  [this] { hub_->Resume(parked_, &*timer_); });
   if (!keeps_loop_alive) timer_->Unref();
   timer_->Start();
@@ -278,33 +275,15 @@ void Waiter::Cancel() {
   error_ = nullptr;
 }
 
-bool Waiter::Get(std::optional<absl::Duration> timeout) {
-  if (waiter_ != nullptr) {
-    throw ConcurrentObjectUseError(
-        "gevent::Waiter::Get: another greenlet is already waiting on this waiter");
-  }
-  if (!woken_) {
-    Greenlet* self = Greenlet::Current();
-    internal::WakeTimer timer(*hub_, self, timeout);
-    waiter_ = self;
-    node_.resume = self;  // The node is queued only while `self` is parked below.
-    struct Leave {
-      Waiter* w;
-      ~Leave() {
-        w->waiter_ = nullptr;
-        w->node_.resume = nullptr;
-        w->hub_->Unschedule(&w->node_);
-      }
-    } leave{this};
-    if (hub_->Park({&node_, timer.key()}) != &node_) return false;
-  }
-  woken_ = false;
-  if (error_) {
-    std::exception_ptr error = std::move(error_);
-    error_ = nullptr;
-    std::rethrow_exception(std::move(error));
-  }
-  return true;
+void Waiter::ThrowConcurrentGet() {
+  throw ConcurrentObjectUseError(
+      "gevent::Waiter::Get: another greenlet is already waiting on this waiter");
+}
+
+void Waiter::RethrowError() {
+  std::exception_ptr error = std::move(error_);
+  error_ = nullptr;
+  std::rethrow_exception(std::move(error));
 }
 
 }  // namespace gevent

@@ -356,6 +356,7 @@ class Waiter {
   // first (a wake-up after that is kept for the next Get). Throws what WakeWithError passed,
   // ConcurrentObjectUseError if another greenlet already waits here, and the exceptions of
   // Hub::Park.
+  // Inline: the switch then sits in the caller, whose returns after resuming stay predicted.
   bool Get(std::optional<absl::Duration> timeout = std::nullopt);
 
   // Cancel drops a pending wake-up.
@@ -365,6 +366,9 @@ class Waiter {
   bool waiting() const { return waiter_ != nullptr; }
 
  private:
+  [[noreturn]] static void ThrowConcurrentGet();
+  void RethrowError();
+
   Hub* hub_;
   internal::ReadyNode node_;  // Queued (resuming waiter_) only while waiter_ is parked in Get.
   greenlet::Greenlet* waiter_ = nullptr;
@@ -380,12 +384,17 @@ namespace internal {
 class WakeTimer {
  public:
   WakeTimer(Hub& hub, greenlet::Greenlet* parked, std::optional<absl::Duration> timeout,
-            bool keeps_loop_alive = true);
+            bool keeps_loop_alive = true)
+      : hub_(&hub), parked_(parked) {
+    if (timeout.has_value()) Start(*timeout, keeps_loop_alive);
+  }
   WakeTimer(const WakeTimer&) = delete;  // The timer's callback points at this object.
   WakeTimer& operator=(const WakeTimer&) = delete;
   const void* key() const { return timer_.has_value() ? &*timer_ : nullptr; }
 
  private:
+  void Start(absl::Duration timeout, bool keeps_loop_alive);
+
   Hub* hub_;
   greenlet::Greenlet* parked_;
   std::optional<TimerWatcher> timer_;
@@ -494,6 +503,28 @@ bool Hub::Wait(WatcherT& watcher, std::optional<absl::Duration> timeout) {
   watcher.Start();
   internal::WakeTimer timer(*this, wake.self, timeout);
   return Park({fired_key, timer.key()}) == fired_key;
+}
+
+__attribute__((always_inline)) inline bool Waiter::Get(std::optional<absl::Duration> timeout) {
+  if (__builtin_expect(waiter_ != nullptr, 0)) ThrowConcurrentGet();
+  if (!woken_) {
+    greenlet::Greenlet* self = greenlet::Greenlet::Current();
+    internal::WakeTimer timer(*hub_, self, timeout);
+    waiter_ = self;
+    node_.resume = self;  // The node is queued only while `self` is parked below.
+    struct Leave {
+      Waiter* w;
+      ~Leave() {
+        w->waiter_ = nullptr;
+        w->node_.resume = nullptr;
+        w->hub_->Unschedule(&w->node_);
+      }
+    } leave{this};
+    if (hub_->Park({&node_, timer.key()}) != &node_) return false;
+  }
+  woken_ = false;
+  if (__builtin_expect(static_cast<bool>(error_), 0)) RethrowError();
+  return true;
 }
 
 }  // namespace gevent

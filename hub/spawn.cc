@@ -269,15 +269,6 @@ void Greenlet::ThrowJoinSelf() {
   throw std::logic_error("gevent::Greenlet::Join: a greenlet cannot join itself");
 }
 
-bool Greenlet::JoinWithTimeout(absl::Duration timeout) {
-  if (greenlet::Greenlet::Current() == &raw_) ThrowJoinSelf();
-  Waiter waiter(*hub_);
-  JoinObserver joiner(&waiter);
-  AddObserver(&joiner);
-  waiter.Get(timeout);
-  return dead_;
-}
-
 std::any Greenlet::Get(std::optional<absl::Duration> timeout) {
   if (!Join(timeout)) {
     throw TimeoutError(nullptr, "gevent::Greenlet::Get: timed out waiting for " + name_);

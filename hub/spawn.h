@@ -121,8 +121,7 @@ class Greenlet : public Waitable, public std::enable_shared_from_this<Greenlet> 
   // The caller must hold a reference (a GreenletRef) while it waits.
   bool Join(std::optional<absl::Duration> timeout = std::nullopt) {
     if (dead_) return true;
-    if (timeout.has_value()) return JoinWithTimeout(*timeout);
-    return JoinForever();
+    return JoinParked(timeout);
   }
   // Get joins and returns value(), rethrows exception(), or throws TimeoutError (timeout() null)
   // if `timeout` elapses first.
@@ -184,26 +183,14 @@ class Greenlet : public Waitable, public std::enable_shared_from_this<Greenlet> 
 
   friend struct internal::SpawnAccess;
 
-  bool JoinWithTimeout(absl::Duration timeout);
-  // JoinForever is inline: a join is usually the caller's hot path, and every call level around
-  // its switch costs a mispredicted return on resuming.
-  __attribute__((always_inline)) bool JoinForever() {
-    greenlet::Greenlet* self = greenlet::Greenlet::Current();
-    if (self == &raw_) ThrowJoinSelf();
-    // The finish schedules `node`, which resumes this greenlet.
-    struct Joiner : Waitable::Observer {
-      internal::ReadyNode node;
-      Hub* hub = nullptr;
-      ~Joiner() { hub->Unschedule(&node); }
-    } joiner;
-    joiner.hub = hub_;
-    joiner.node.resume = self;
-    joiner.on_ready = [](Waitable::Observer* o, Waitable*) {
-      auto* j = static_cast<Joiner*>(o);
-      j->hub->ScheduleNode(&j->node);
-    };
+  // JoinParked is inline (through Waiter::Get): a join is usually the caller's hot path, and
+  // every call level around its switch costs a mispredicted return on resuming.
+  __attribute__((always_inline)) bool JoinParked(std::optional<absl::Duration> timeout) {
+    if (greenlet::Greenlet::Current() == &raw_) ThrowJoinSelf();
+    Waiter waiter(*hub_);
+    JoinObserver joiner(&waiter);
     AddObserver(&joiner);
-    hub_->Park({&joiner.node});
+    waiter.Get(timeout);
     return dead_;
   }
   [[noreturn]] static void ThrowJoinSelf();

@@ -139,6 +139,7 @@ struct HubStats {
                                        // greenlet (see "Scheduling" above).
   std::uint64_t ready_run = 0;         // Ready-queue entries run.
   std::uint64_t polls = 0;             // Loop iterations entered by the hub.
+  std::uint64_t blocking_polls = 0;    // Of those, the ones allowed to block (nothing was ready).
   std::uint64_t callbacks_run = 0;     // Scheduled callbacks (Schedule) run.
 
   std::uint64_t switches() const { return switches_to_hub + resumes + direct_switches; }
@@ -281,6 +282,8 @@ class Hub {
   internal::ListHead<internal::ReadyNode> releases_;
   std::size_t ready_count_ = 0;
   std::size_t since_poll_ = 0;
+  // poll_first_: the next loop turn polls without blocking first (see RunForever).
+  bool poll_first_ = true;
   // True while the hub greenlet is suspended in RunReady's resume of a ready entry: a greenlet
   // that parks may then run the next entry itself (SwitchAway).
   bool resuming_ready_ = false;

@@ -409,5 +409,29 @@ TEST_F(HubTest, StatsCountParksAndResumes) {
   EXPECT_GT(hub.stats().ready_run, before.ready_run);
 }
 
+// The hub polls without blocking first while it is busy; once such a poll finds nothing it must
+// block in the next one, not spin: a 30 ms sleep takes a handful of loop iterations, not
+// thousands.
+TEST_F(HubTest, AnIdleHubBlocksInItsPollInsteadOfSpinning) {
+  Hub& hub = GetHub();
+  const HubStats before = hub.stats();
+  Sleep(absl::Milliseconds(30));
+  EXPECT_LE(hub.stats().polls - before.polls, 6u);
+  EXPECT_GE(hub.stats().blocking_polls - before.blocking_polls, 1u);
+}
+
+// A readiness that is already there is found by the non-blocking poll: the greenlet waiting on
+// it resumes without the hub ever entering a blocking poll.
+TEST_F(HubTest, ReadyIoIsFoundWithoutABlockingPoll) {
+  Hub& hub = GetHub();
+  testutil::TestPipe pipe;
+  ASSERT_EQ(write(pipe.write_fd, "x", 1), 1);
+  IoWatcher io(hub.loop(), pipe.read_fd, EV_READ, [](int) {});
+  const HubStats before = hub.stats();
+  EXPECT_TRUE(hub.Wait(io));
+  EXPECT_EQ(hub.stats().polls - before.polls, 1u);
+  EXPECT_EQ(hub.stats().blocking_polls, before.blocking_polls);
+}
+
 }  // namespace
 }  // namespace gevent

@@ -96,6 +96,18 @@ inline ThreadState* GetThreadState() {
 struct Access;
 }  // namespace internal
 
+namespace internal {
+// Prefetch: a cache-line load hint for a scheduler. An asm statement: GCC drops
+// __builtin_prefetch in the inlined scheduler paths (measured: none left in the object code).
+inline void Prefetch(const void* p) {
+#if defined(__x86_64__)
+  asm volatile("prefetcht0 %0" : : "m"(*static_cast<const char*>(p)));
+#else
+  __builtin_prefetch(p);
+#endif
+}
+}  // namespace internal
+
 class Greenlet {
  public:
   // The function a greenlet runs: it receives the value of the first switch into it and returns
@@ -181,6 +193,21 @@ class Greenlet {
   // and still suspended (or unstarted) when the function returns; null restores the parent.
   // Exceptions escaping the function still go to the parent.
   void FinishTo(Greenlet* target) { finish_to_ = target; }
+
+  // PrefetchSwitchIn hints the CPU to load what a switch into this suspended greenlet reads first:
+  // its saved registers and the frames just above them. A scheduler calls it one greenlet ahead,
+  // so that with thousands of greenlets the cold stacks load while the current one runs. Only a
+  // hint: no effect on a greenlet that is not suspended. Reads this object, so call it on one
+  // that is likely in cache (or prefetched with PrefetchObject earlier).
+  void PrefetchSwitchIn() const {
+    // The first 512 bytes: the saved registers and the frames that the wait returns through.
+    if (const char* top = static_cast<const char*>(ctx_)) {
+      for (int line = 0; line < 8; ++line) internal::Prefetch(top + 64 * line);
+    }
+  }
+  // PrefetchObject hints the CPU to load this object's switch fields (the step before
+  // PrefetchSwitchIn). Touches nothing.
+  void PrefetchObject() const { internal::Prefetch(&ctx_); }
 
   // stack returns the stack in use (empty when not running or suspended).
   const Stack& stack() const { return stack_; }

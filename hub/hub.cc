@@ -161,7 +161,7 @@ void Hub::HandOffAtFinish(Greenlet* self) {
   if (next == nullptr || next->resume == nullptr || next->resume == self) return;
   next->Unlink();
   --ready_count_;
-  ++since_poll_;
+  since_poll_ += !next->from_poll;
   ++stats_.ready_run;
   ++stats_.direct_switches;
   wake_key_ = next;
@@ -175,8 +175,9 @@ void Hub::RunReady() {
     internal::ReadyNode* node = ready_.PopFront();
     if (node == nullptr) return;
     --ready_count_;
-    ++since_poll_;
+    since_poll_ += !node->from_poll;
     ++stats_.ready_run;
+    PrefetchQueued();
     try {
       // A greenlet that is resumed here is in Park, waiting for this node's address; the node
       // lives on its stack and is not touched after the switch.

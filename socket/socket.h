@@ -44,7 +44,8 @@
 // Lifetime and thread-safety: hub thread only. A Socket belongs to the hub of the thread that
 // created (or adopted) it and must be used and destroyed on that thread, before the hub. Move-only;
 // the destructor closes the fd. Moving a socket while a greenlet is parked on it is allowed (the
-// parked state lives on the heap and does not move).
+// parked state lives on the heap and does not move). The data calls are not POSIX cancellation
+// points (they bypass glibc's wrappers): a hub thread must not be cancelled with pthread_cancel.
 #ifndef GEVENT_SOCKET_SOCKET_H_
 #define GEVENT_SOCKET_SOCKET_H_
 

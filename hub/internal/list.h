@@ -37,6 +37,11 @@ class ListHead {
   // front: the oldest node, or null.
   Node* front() const { return empty() ? nullptr : static_cast<Node*>(sentinel_.next); }
 
+  // NextOf: the node after `node` (which must be in this list), or null at the end.
+  Node* NextOf(const Node* node) const {
+    return node->next == &sentinel_ ? nullptr : static_cast<Node*>(node->next);
+  }
+
   // PushBack links an unlinked `node` at the tail.
   void PushBack(Node* node) {
     node->prev = sentinel_.prev;

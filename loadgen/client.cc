@@ -5,13 +5,13 @@
 #include <time.h>
 
 #include <algorithm>
+#include <memory>
 #include <cstring>
 #include <mutex>
 #include <optional>
 #include <random>
 #include <utility>
 
-#include "absl/container/inlined_vector.h"
 #include "absl/status/statusor.h"
 #include "core/watchers.h"
 #include "greenlet/stack.h"
@@ -65,6 +65,27 @@ ThreadSnapshot ThreadCounters::TakeInterval(Histogram* latency, Histogram* uncor
 
 namespace {
 
+
+// InlineArray: `size` elements, inside the object when they fit in N, else on the heap. Fixed size
+// from construction; for the client's per-connection state (see Client::ring_).
+template <typename T, std::size_t N>
+class InlineArray {
+ public:
+  explicit InlineArray(std::size_t size)
+      : size_(size), heap_(size > N ? new T[size]() : nullptr), data_(heap_ ? heap_.get() : inline_) {}
+  InlineArray(const InlineArray&) = delete;
+  InlineArray& operator=(const InlineArray&) = delete;
+
+  T* data() { return data_; }
+  std::size_t size() const { return size_; }
+  T& operator[](std::size_t i) { return data_[i]; }
+
+ private:
+  std::size_t size_;
+  T inline_[N] = {};
+  std::unique_ptr<T[]> heap_;
+  T* data_;
+};
 
 // ClassifyConnect / ClassifyIo map a socket status to an error kind.
 ErrorKind ClassifyConnect(const absl::Status& status) {
@@ -157,7 +178,12 @@ struct ThreadContext {
 // Client: one connection's greenlet body.
 class Client {
  public:
-  Client(ThreadContext& ctx, int id, Watch* watch) : ctx_(ctx), id_(id), watch_(watch) {
+  Client(ThreadContext& ctx, int id, Watch* watch)
+      : ctx_(ctx),
+        id_(id),
+        watch_(watch),
+        ring_(static_cast<std::size_t>(ctx.options->pipeline)),
+        buffer_(static_cast<std::size_t>(ctx.options->pipeline) * ctx.options->message_size) {
     const ClientOptions& o = *ctx.options;
     if (o.rate_per_client > 0) {
       interval_ns_ = static_cast<std::int64_t>(1e9 / o.rate_per_client);
@@ -166,8 +192,6 @@ class Client {
       next_send_ns_ =
           o.schedule_start_ns + interval_ns_ * static_cast<std::int64_t>(id) / o.total_clients;
     }
-    ring_.resize(static_cast<std::size_t>(o.pipeline));
-    buffer_.resize(static_cast<std::size_t>(o.pipeline) * o.message_size);
   }
 
   // Run connects, converses until an error, backs off and reconnects, until killed.
@@ -343,8 +367,8 @@ class Client {
   // The messages in flight and the echo bytes received. Inline for the usual small pipelines, so
   // that they sit on the client's greenlet stack next to the frames every wake-up touches: with
   // thousands of clients, each separate allocation a message touches is one more cache miss.
-  absl::InlinedVector<InFlight, 4> ring_;
-  absl::InlinedVector<char, 256> buffer_;
+  InlineArray<InFlight, 4> ring_;
+  InlineArray<char, 256> buffer_;
 };
 
 }  // namespace

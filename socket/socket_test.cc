@@ -369,6 +369,87 @@ TEST_F(SocketTest, KillingAParkedReaderLeavesTheSocketUsable) {
   EXPECT_EQ(*server.Recv(10), "again");  // No leftover waiter: a new reader may park.
 }
 
+// One poll queues the wake-ups of every reader it finds ready before any of them runs. Here two
+// readers become ready together, and whichever runs first acts on the other while the other's
+// wake-up is still queued: closing its socket must give it the close error (and free nothing it
+// still uses: ASan checks), killing it must leave its data in its socket.
+struct TwoQueuedReaders {
+  std::pair<Socket, Socket> a = *Socket::Pair();
+  std::pair<Socket, Socket> b = *Socket::Pair();
+  Socket* readers[2] = {&a.second, &b.second};
+  absl::StatusOr<std::string> results[2];
+  int first = -1;
+
+  // Runs both readers; `act(other)` is called by the first one to get its data.
+  template <typename Act>
+  void Run(Act act) {
+    GreenletRef greenlets[2];
+    for (int i = 0; i < 2; ++i) {
+      greenlets[i] = Spawn([this, i, &act, &greenlets] {
+        results[i] = readers[i]->Recv(10);
+        if (first < 0) {
+          first = i;
+          act(1 - i, greenlets[1 - i]);
+        }
+      });
+    }
+    Sleep(absl::ZeroDuration());  // Both park.
+    EXPECT_TRUE(a.first.SendAll("x").ok());
+    EXPECT_TRUE(b.first.SendAll("y").ok());
+    for (GreenletRef& g : greenlets) g->Join();
+  }
+};
+
+TEST_F(SocketTest, ClosingASocketWhoseReaderIsQueuedGivesThatReaderTheCloseError) {
+  TwoQueuedReaders t;
+  t.Run([&t](int other, GreenletRef&) { EXPECT_TRUE(t.readers[other]->Close().ok()); });
+  ASSERT_GE(t.first, 0);
+  EXPECT_EQ(*t.results[t.first], t.first == 0 ? "x" : "y");
+  const absl::Status other = t.results[1 - t.first].status();
+  EXPECT_THAT(std::string(other.message()), HasSubstr("closed in another greenlet")) << other;
+}
+
+TEST_F(SocketTest, KillingAReaderWhoseWakeUpIsQueuedLosesNoData) {
+  TwoQueuedReaders t;
+  t.Run([](int, GreenletRef& other) { other->Kill(); });
+  ASSERT_GE(t.first, 0);
+  const int other = 1 - t.first;
+  const std::string sent = other == 0 ? "x" : "y";
+  // The kill reaches the other reader through the ready queue, after its queued wake-up or
+  // instead of it: either it got its byte, or the byte is still in its socket for a new reader.
+  if (t.results[other].ok()) {
+    EXPECT_EQ(*t.results[other], sent);
+  } else {
+    absl::StatusOr<std::string> again = t.readers[other]->Recv(10, absl::ZeroDuration());
+    ASSERT_TRUE(again.ok()) << again.status();
+    EXPECT_EQ(*again, sent);
+  }
+}
+
+// Readiness and the expiry of the same wait, found in one loop turn: whichever the loop runs
+// first decides the result, and the other must not leave a stale wake-up behind (the fixture
+// checks the ready queue is empty) or lose the byte.
+TEST_F(SocketTest, ReadinessAndTimeoutInOneLoopTurnLoseNoData) {
+  auto [writer, reader] = *Socket::Pair();
+  absl::StatusOr<std::string> got;
+  GreenletRef g = Spawn([&reader = reader, &got] { got = reader.Recv(10, absl::Milliseconds(2)); });
+  Sleep(absl::ZeroDuration());  // Parks with its timer running.
+  ASSERT_TRUE(writer.SendAll("x").ok());
+  // Hold the thread past the timeout (a greenlet that does not yield), so that the next poll
+  // finds both the readiness and the expired timer.
+  absl::SleepFor(absl::Milliseconds(10));
+  g->Join();
+  if (got.ok()) {
+    EXPECT_EQ(*got, "x");
+  } else {
+    EXPECT_TRUE(absl::IsDeadlineExceeded(got.status())) << got.status();
+    absl::StatusOr<std::string> again = reader.Recv(10, absl::ZeroDuration());
+    ASSERT_TRUE(again.ok()) << again.status();
+    EXPECT_EQ(*again, "x");
+  }
+  EXPECT_EQ(GetHub().ready_count(), 0u);
+}
+
 TEST_F(SocketTest, OperationsOnAClosedSocketFailClearly) {
   Socket s;
   EXPECT_FALSE(s.is_open());

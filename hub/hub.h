@@ -270,14 +270,18 @@ class Hub {
   }
   void RunForever();
   void RunReady();
-  // PrefetchQueued warms the greenlets of the next two ready entries while the current one runs:
-  // the first one's stack, the second one's object (see greenlet::Greenlet::PrefetchSwitchIn).
+  // PrefetchQueued warms the next ready entries while the current one runs, as a pipeline that
+  // reads only lines the previous step prefetched: the first entry's stack (its greenlet object
+  // came in the step before), the second's greenlet object (its entry came in the step before),
+  // the third entry itself. With thousands of connections each of those is a likely miss.
   void PrefetchQueued() {
     internal::ReadyNode* first = ready_.front();
     if (first == nullptr) return;
     if (first->resume != nullptr) first->resume->PrefetchSwitchIn();
     internal::ReadyNode* second = ready_.NextOf(first);
-    if (second != nullptr && second->resume != nullptr) second->resume->PrefetchObject();
+    if (second == nullptr) return;
+    if (second->resume != nullptr) second->resume->PrefetchObject();
+    if (internal::ReadyNode* third = ready_.NextOf(second)) greenlet::internal::Prefetch(third);
   }
   void RaiseLoopExit();
   void ThrowIfInHub(const char* operation) const {

@@ -122,6 +122,9 @@ struct ReadyNode : ListLink {
   // count toward Hub::kPollEvery: a poll queues at most one per watcher, so they cannot starve
   // I/O, and a busy server runs a whole poll's batch before it polls again.
   bool from_poll = false;
+  // warm: optional, a line the resumed greenlet reads first (its socket's state, say), prefetched
+  // with the greenlet's object while earlier entries run.
+  const void* warm = nullptr;
   bool queued() const { return linked(); }
 };
 
@@ -281,6 +284,7 @@ class Hub {
     internal::ReadyNode* second = ready_.NextOf(first);
     if (second == nullptr) return;
     if (second->resume != nullptr) second->resume->PrefetchObject();
+    if (second->warm != nullptr) greenlet::internal::Prefetch(second->warm);
     if (internal::ReadyNode* third = ready_.NextOf(second)) greenlet::internal::Prefetch(third);
   }
   void RaiseLoopExit();

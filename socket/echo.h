@@ -57,8 +57,9 @@ struct EchoStats {
 
 // kEchoSmallBuffer: a connection starts with a buffer of this size on its handler's stack and
 // moves to a heap buffer of EchoOptions::buffer_size the first time a read fills it (so small
-// messages touch one page per connection, large ones get large reads).
-inline constexpr size_t kEchoSmallBuffer = 1024;
+// messages touch one page per connection, large ones get large reads). Small enough that the
+// frames a wake-up returns through and the buffer fit in what the hub prefetches (1 KiB).
+inline constexpr size_t kEchoSmallBuffer = 256;
 
 // EchoOptions: per-connection behaviour.
 struct EchoOptions {

@@ -406,7 +406,7 @@ struct Socket::WaitNode : internal::ReadyNode {
 // libev io struct, which libev has just touched; with thousands of connections every line a
 // wake-up touches is a likely miss.
 struct alignas(64) Socket::Direction {
-  Direction(Hub& h, int fd, int events)
+  Direction(Hub& h, int fd, int events, const void* owner)
       : hub(&h),
         io(h.loop(), fd, events,
            [this](int) {
@@ -419,6 +419,7 @@ struct alignas(64) Socket::Direction {
            }),
         timer(h.loop(), absl::ZeroDuration(), [this] { hub->Resume(waiter, &timer); }) {
     wake.from_poll = true;
+    wake.warm = owner;  // The socket's state: the first thing the woken call reads.
   }
 
   Hub* hub;
@@ -436,8 +437,8 @@ struct Socket::State {
         fd(fd_in),
         family(family_in),
         type(type_in),
-        read(h, fd_in, EV_READ),
-        write(h, fd_in, EV_WRITE) {}
+        read(h, fd_in, EV_READ, this),
+        write(h, fd_in, EV_WRITE, this) {}
 
   Hub* hub;
   int fd;

@@ -177,7 +177,7 @@ void Hub::RunReady() {
     --ready_count_;
     since_poll_ += !node->from_poll;
     ++stats_.ready_run;
-    PrefetchQueued();
+    if (node->from_poll) PrefetchQueued();
     try {
       // A greenlet that is resumed here is in Park, waiting for this node's address; the node
       // lives on its stack and is not touched after the switch.

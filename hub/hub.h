@@ -439,7 +439,7 @@ __attribute__((always_inline)) inline std::any Hub::SwitchAway(greenlet::Greenle
       --ready_count_;
       since_poll_ += !next->from_poll;
       ++stats_.ready_run;
-      PrefetchQueued();
+      if (next->from_poll) PrefetchQueued();  // A poll's batch: cold greenlets (not a yield).
       wake_key_ = next;
       NoteRunning(next->resume);
       if (next->resume == self) return {};  // Its own entry was next: nothing else is ready.

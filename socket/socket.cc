@@ -402,9 +402,6 @@ struct Socket::WaitNode : internal::ReadyNode {
 // of a greenlet that read is to wait again on the same side: re-arming it costs nothing then, while
 // stopping and starting it costs two libev watcher updates per wait. If it fires while nobody
 // waits, the callback disarms it. Unreferenced, it never keeps the hub's loop alive on its own.
-// Layout: what a wake-up reads (hub, waiter) shares the first cache line with the start of the
-// libev io struct, which libev has just touched; with thousands of connections every line a
-// wake-up touches is a likely miss.
 struct alignas(64) Socket::Direction {
   Direction(Hub& h, int fd, int events, const void* owner)
       : hub(&h),
@@ -422,13 +419,16 @@ struct alignas(64) Socket::Direction {
     wake.warm = owner;  // The socket's state: the first thing the woken call reads.
   }
 
-  Hub* hub;
+  // Layout: what a wake-up touches comes first and in as few lines as it fits: the queue entry
+  // and the waiter (line 0), then the hub, the wait node and libev's io struct (line 1), then the
+  // rest of the io watcher with its callback. The timer, used only by waits with a timeout, last.
+  internal::ReadyNode wake;
   // waiter: waiting->greenlet, kept here so that a wake-up does not read the parked stack.
   greenlet::Greenlet* waiter = nullptr;
-  internal::ReadyNode wake;
+  Hub* hub;
+  WaitNode* waiting = nullptr;
   IoWatcher io;
   TimerWatcher timer;
-  WaitNode* waiting = nullptr;
 };
 
 struct Socket::State {
@@ -580,7 +580,9 @@ Socket::WaitResult Socket::WaitIo(Direction& d, std::optional<absl::Time>* deadl
     throw;
   }
   if (key == &node) return WaitResult::kClosed;  // The socket may be gone: touch nothing.
-  if (ABSL_PREDICT_FALSE(d.timer.active())) d.timer.Stop();
+  // Only a wait with a timeout reads the timer: with thousands of connections each line a
+  // wake-up touches is a likely miss.
+  if (remaining.has_value()) d.timer.Stop();
   d.waiting = nullptr;
   d.waiter = nullptr;
   if (ABSL_PREDICT_TRUE(key == &d.wake)) {

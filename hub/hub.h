@@ -285,7 +285,11 @@ class Hub {
     if (second == nullptr) return;
     if (second->resume != nullptr) second->resume->PrefetchObject();
     if (second->warm != nullptr) greenlet::internal::Prefetch(second->warm);
-    if (internal::ReadyNode* third = ready_.NextOf(second)) greenlet::internal::Prefetch(third);
+    if (internal::ReadyNode* third = ready_.NextOf(second)) {
+      // Both ends: an entry on a stack need not start a cache line.
+      greenlet::internal::Prefetch(third);
+      greenlet::internal::Prefetch(&third->warm);
+    }
   }
   void RaiseLoopExit();
   void ThrowIfInHub(const char* operation) const {

@@ -35,6 +35,39 @@ void BM_GreenletSwitch(benchmark::State& state) {
 }
 BENCHMARK(BM_GreenletSwitch);
 
+// Round trips from the main greenlet into N greenlets in turn, on 64 KiB unguarded (slab) stacks:
+// each switch lands on a stack last touched N switches ago, as a server's wake-ups do at N
+// connections. Against BM_GreenletSwitch it shows what colder stacks cost when nothing else
+// competes for the caches (a server's kernel work does).
+void BM_GreenletSwitchRoundRobin(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  greenlet::Greenlet* main = greenlet::Greenlet::Current();
+  bool done = false;
+  std::vector<std::unique_ptr<greenlet::Greenlet>> others;
+  others.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    others.push_back(std::make_unique<greenlet::Greenlet>(
+        [main, &done] {
+          // A few frame lines touched per visit, as a real wake-up would.
+          volatile char frame[512];
+          while (!done) {
+            for (std::size_t line = 0; line < sizeof frame; line += 64) frame[line] = 1;
+            main->Switch();
+          }
+        },
+        nullptr, greenlet::StackOptions{64 * 1024, greenlet::StackKind::kUnguarded}));
+  }
+  std::size_t next = 0;
+  while (state.KeepRunningBatch(2)) {
+    others[next]->Switch();
+    if (++next == n) next = 0;
+  }
+  done = true;
+  for (auto& g : others) g->Switch();
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_GreenletSwitchRoundRobin)->Arg(16)->Arg(1000)->Arg(10000);
+
 // The same with a small value carried each way.
 void BM_GreenletSwitchWithValue(benchmark::State& state) {
   greenlet::Greenlet* main = greenlet::Greenlet::Current();

@@ -17,6 +17,10 @@
 // greenlet switches rather than a full loop iteration. When a greenlet that the hub resumed from
 // the ready queue parks (or finishes) and the next entry resumes another greenlet, it switches to
 // that one directly: the same order the hub would give, one switch instead of two.
+// A watcher callback may queue its waiter as an entry marked `from_poll` instead of switching
+// into it (gevent::Socket does): the hub then runs the poll's whole batch with those direct
+// hand-offs, prefetching the next entries' greenlets as it goes. While busy the hub polls without
+// blocking first, and blocks only once such a poll found nothing (HubStats::blocking_polls).
 //
 // LoopExit. When the queue is empty and the loop has no active watcher that keeps it alive,
 // nothing can ever wake a parked greenlet: the hub raises LoopExit ("would block forever") in the

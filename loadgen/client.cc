@@ -5,8 +5,8 @@
 #include <time.h>
 
 #include <algorithm>
-#include <memory>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -65,14 +65,15 @@ ThreadSnapshot ThreadCounters::TakeInterval(Histogram* latency, Histogram* uncor
 
 namespace {
 
-
 // InlineArray: `size` elements, inside the object when they fit in N, else on the heap. Fixed size
 // from construction; for the client's per-connection state (see Client::ring_).
 template <typename T, std::size_t N>
 class InlineArray {
  public:
   explicit InlineArray(std::size_t size)
-      : size_(size), heap_(size > N ? new T[size]() : nullptr), data_(heap_ ? heap_.get() : inline_) {}
+      : size_(size),
+        heap_(size > N ? new T[size]() : nullptr),
+        data_(heap_ ? heap_.get() : inline_) {}
   InlineArray(const InlineArray&) = delete;
   InlineArray& operator=(const InlineArray&) = delete;
 

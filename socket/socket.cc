@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <stdexcept>
 #include <utility>
 
 #include "absl/base/optimization.h"
@@ -382,6 +383,7 @@ struct Socket::WaitNode : internal::ReadyNode {
   Hub* hub = nullptr;
   greenlet::Greenlet* greenlet = nullptr;
   bool closed = false;
+  bool cancelled = false;  // By CancelWait: the socket lives on, its error is in the Direction.
 
   static void RunCancel(internal::ReadyNode* node) {
     auto* self = static_cast<WaitNode*>(node);
@@ -429,6 +431,7 @@ struct alignas(64) Socket::Direction {
   WaitNode* waiting = nullptr;
   IoWatcher io;
   TimerWatcher timer;
+  absl::Status cancel_error;  // Set by CancelWait for the waiter it wakes.
 };
 
 struct Socket::State {
@@ -579,7 +582,10 @@ Socket::WaitResult Socket::WaitIo(Direction& d, std::optional<absl::Time>* deadl
     }
     throw;
   }
-  if (key == &node) return WaitResult::kClosed;  // The socket may be gone: touch nothing.
+  if (key == &node) {
+    // Closed: the socket may be gone, touch nothing. Cancelled: CancelWait cleaned up.
+    return node.closed ? WaitResult::kClosed : WaitResult::kCancelled;
+  }
   // Only a wait with a timeout reads the timer: with thousands of connections each line a
   // wake-up touches is a likely miss.
   if (remaining.has_value()) d.timer.Stop();
@@ -602,6 +608,8 @@ absl::Status Socket::WaitOrError(Direction& d, std::optional<absl::Time>* deadli
       return absl::OkStatus();
     case WaitResult::kClosed:
       return ClosedWhileWaiting(operation, fd);
+    case WaitResult::kCancelled:
+      return std::move(d.cancel_error);
     case WaitResult::kTimedOut:
       break;
   }
@@ -623,6 +631,39 @@ void Socket::WakeWaiters() {
       d->waiter = nullptr;
     }
   }
+}
+
+bool Socket::CancelWait(Side side, absl::Status error) {
+  if (error.ok()) {
+    throw std::invalid_argument("gevent::Socket::CancelWait: the error must not be OK");
+  }
+  if (!state_) return false;
+  Direction& d = side == Side::kRead ? state_->read : state_->write;
+  if (d.waiting == nullptr) return false;
+  d.timer.Stop();
+  d.hub->Unschedule(&d.wake);
+  d.io.Unref();  // Stays armed, as after a wake-up.
+  d.cancel_error = std::move(error);
+  d.waiting->cancelled = true;
+  d.hub->ScheduleNode(d.waiting);
+  d.waiting = nullptr;
+  d.waiter = nullptr;
+  return true;
+}
+
+absl::Status Socket::WaitReadable(IoTimeout timeout) {
+  if (ABSL_PREDICT_FALSE(!state_)) return ClosedError("WaitReadable");
+  std::optional<absl::Time> deadline;
+  absl::Status s =
+      WaitOrError(state_->read, &deadline, timeout.Resolve(state_->timeout), "WaitReadable");
+  if (s.ok()) state_->read_drained = false;  // Readable now: the next read should just try.
+  return s;
+}
+
+absl::Status Socket::WaitWritable(IoTimeout timeout) {
+  if (ABSL_PREDICT_FALSE(!state_)) return ClosedError("WaitWritable");
+  std::optional<absl::Time> deadline;
+  return WaitOrError(state_->write, &deadline, timeout.Resolve(state_->timeout), "WaitWritable");
 }
 
 absl::Status Socket::Close() {
@@ -662,6 +703,7 @@ absl::Status Socket::Connect(const SocketAddress& address, IoTimeout timeout) {
       const int fd = state_->fd;
       WaitResult r = WaitIo(state_->write, &deadline, t, "Connect");
       if (r == WaitResult::kClosed) return ClosedWhileWaiting("Connect", fd);
+      if (r == WaitResult::kCancelled) return std::move(state_->write.cancel_error);
       if (r == WaitResult::kTimedOut) {
         return TimedOut("Connect", absl::StrCat("to ", address.ToString(), " (fd ", fd, ")"), t);
       }

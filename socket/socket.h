@@ -230,6 +230,20 @@ class Socket {
   absl::StatusOr<size_t> RecvFrom(absl::Span<char> buffer, SocketAddress* from,
                                   IoTimeout timeout = {});
 
+  // WaitReadable / WaitWritable park until the socket is readable / writable, without reading or
+  // writing (gevent's wait_read and wait_write). OK when ready; DeadlineExceeded when `timeout`
+  // expires first (a zero timeout expires at once: use a call with a zero timeout to test
+  // readiness); the close error if the socket is closed meanwhile; CancelWait's error. The same
+  // one-waiter-per-side rule as the data calls applies.
+  absl::Status WaitReadable(IoTimeout timeout = {});
+  absl::Status WaitWritable(IoTimeout timeout = {});
+
+  // CancelWait wakes the greenlet parked on the read side (or the write side) of this socket, in
+  // any call; that call returns `error` (gevent's cancel_wait). The socket stays open and usable.
+  // Returns whether a greenlet was waiting. Throws std::invalid_argument if `error` is OK.
+  enum class Side { kRead, kWrite };
+  bool CancelWait(Side side, absl::Status error);
+
   // Shutdown: shutdown(2) with SHUT_RD, SHUT_WR or SHUT_RDWR. Greenlets parked on the socket are
   // not woken by it (the kernel makes the fd readable/writable, which wakes them).
   absl::Status Shutdown(int how);
@@ -274,11 +288,12 @@ class Socket {
   struct State;
   struct Direction;
   struct WaitNode;
-  enum class WaitResult { kReady, kTimedOut, kClosed };
+  enum class WaitResult { kReady, kTimedOut, kClosed, kCancelled };
 
   explicit Socket(std::unique_ptr<State> state);
   static absl::StatusOr<Socket> FromFd(int fd, int family, int type);
-  // WaitIo parks until `d` is ready or `deadline` passes. On kClosed the socket may be gone.
+  // WaitIo parks until `d` is ready or `deadline` passes (or a close, or CancelWait). On kClosed
+  // the socket may be gone.
   WaitResult WaitIo(Direction& d, std::optional<absl::Time>* deadline,
                     std::optional<absl::Duration> timeout, const char* operation);
   // WaitOrError: WaitIo mapped to a status (OK when ready). Touches nothing after a close.

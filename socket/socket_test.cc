@@ -450,6 +450,51 @@ TEST_F(SocketTest, ReadinessAndTimeoutInOneLoopTurnLoseNoData) {
   EXPECT_EQ(GetHub().ready_count(), 0u);
 }
 
+TEST_F(SocketTest, WaitReadableReturnsWhenDataArrivesAndReadsNothing) {
+  auto [writer, reader] = *Socket::Pair();
+  absl::Status ready = absl::UnknownError("not run");
+  GreenletRef g = Spawn([&reader = reader, &ready] { ready = reader.WaitReadable(); });
+  Sleep(absl::ZeroDuration());
+  ASSERT_FALSE(g->dead());  // Parked: nothing to read yet.
+  ASSERT_TRUE(writer.SendAll("abc").ok());
+  g->Join();
+  EXPECT_TRUE(ready.ok()) << ready;
+  EXPECT_EQ(*reader.Recv(10, absl::ZeroDuration()), "abc");  // The bytes are all still there.
+}
+
+TEST_F(SocketTest, WaitReadableTimesOutAndWaitWritableIsReadyAtOnce) {
+  auto [a, b] = *Socket::Pair();
+  const absl::Status timed_out = b.WaitReadable(absl::Milliseconds(1));
+  EXPECT_TRUE(absl::IsDeadlineExceeded(timed_out)) << timed_out;
+  EXPECT_THAT(std::string(timed_out.message()), HasSubstr("WaitReadable"));
+  EXPECT_TRUE(a.WaitWritable(absl::Seconds(5)).ok());
+}
+
+TEST_F(SocketTest, CancelWaitGivesTheWaiterTheErrorAndLeavesTheSocketUsable) {
+  auto [writer, reader] = *Socket::Pair();
+  absl::StatusOr<std::string> got;
+  GreenletRef g = Spawn([&reader = reader, &got] { got = reader.Recv(10); });
+  Sleep(absl::ZeroDuration());
+  EXPECT_FALSE(reader.CancelWait(Socket::Side::kWrite, absl::AbortedError("x")));  // Nobody.
+  EXPECT_TRUE(reader.CancelWait(Socket::Side::kRead, absl::AbortedError("response overdue")));
+  g->Join();
+  EXPECT_TRUE(absl::IsAborted(got.status())) << got.status();
+  EXPECT_EQ(got.status().message(), "response overdue");
+  // Still open, and a new reader may park: no leftover waiter, wake-up or timer.
+  EXPECT_TRUE(reader.is_open());
+  GreenletRef again = Spawn([&reader = reader, &got] { got = reader.Recv(10); });
+  Sleep(absl::ZeroDuration());
+  ASSERT_TRUE(writer.SendAll("late").ok());
+  again->Join();
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, "late");
+}
+
+TEST_F(SocketTest, CancelWaitRejectsAnOkStatus) {
+  auto [a, b] = *Socket::Pair();
+  EXPECT_THROW(a.CancelWait(Socket::Side::kRead, absl::OkStatus()), std::invalid_argument);
+}
+
 TEST_F(SocketTest, OperationsOnAClosedSocketFailClearly) {
   Socket s;
   EXPECT_FALSE(s.is_open());

@@ -102,66 +102,11 @@ ErrorKind ClassifyIo(const absl::Status& status) {
   return ErrorKind::kIoFailed;
 }
 
-// ReadWait parks the calling greenlet until a socket's fd is readable (gevent's wait_read).
-// Without a timeout it parks directly with Hub::Park and a watcher whose callback is set once,
-// so a wait allocates nothing and arms no timer (Hub::Wait installs a new callback and a timer
-// on every call). Readiness queues a ready entry rather than switching from the callback, as
-// gevent::Socket does: the hub then runs a poll's wake-ups back to back, one switch each, with
-// the next greenlet's stack prefetched. Feed() wakes the waiter as if the fd were readable. Hub
-// thread only; the greenlet that creates it is the one that waits; must be destroyed before the
-// fd is closed.
-class ReadWait {
- public:
-  ReadWait(gevent::Hub& hub, int fd)
-      : hub_(hub),
-        self_(greenlet::Greenlet::Current()),
-        watcher_(hub.loop(), fd, EV_READ, [this](int) { QueueWake(); }) {
-    wake_.resume = self_;
-    wake_.from_poll = true;
-  }
-
-  // Wait: true when readable (or fed), false when `timeout` expired first.
-  bool Wait(std::optional<absl::Duration> timeout) {
-    if (timeout.has_value()) {
-      callback_replaced_ = true;  // Hub::Wait installs its own callback.
-      return hub_.Wait(watcher_, timeout);
-    }
-    if (callback_replaced_) {
-      watcher_.set_callback([this](int) { QueueWake(); });
-      callback_replaced_ = false;
-    }
-    struct StopOnExit {
-      ReadWait& r;
-      ~StopOnExit() {
-        r.watcher_.Stop();
-        r.hub_.Unschedule(&r.wake_);  // Queued, then woken another way (a kill).
-      }
-    } stop{*this};
-    watcher_.Start();
-    hub_.Park({&wake_});
-    return true;
-  }
-
-  // Feed wakes the greenlet if it is parked in Wait (from another greenlet of the hub).
-  void Feed() {
-    if (watcher_.active()) watcher_.Feed(EV_READ);
-  }
-
- private:
-  gevent::Hub& hub_;
-  greenlet::Greenlet* self_;
-  void QueueWake() { hub_.ScheduleNode(&wake_); }
-
-  gevent::IoWatcher watcher_;
-  gevent::internal::ReadyNode wake_;
-  bool callback_replaced_ = false;
-};
-
 // Watch: what the timeout sweeper sees of a client: the deadline of its oldest message in flight
 // and the wait to feed when it has passed.
 struct Watch {
   std::int64_t deadline_ns = INT64_MAX;
-  ReadWait* wait = nullptr;
+  gevent::Socket* waiting = nullptr;  // Set while the client waits for echo bytes on it.
 };
 
 // Shared state of the clients of one thread (lives on the thread's stack during the run).
@@ -276,14 +221,12 @@ class Client {
     const gevent::IoTimeout send_timeout = response_timeout_ns > 0
                                                ? gevent::IoTimeout(o.response_timeout)
                                                : gevent::IoTimeout::Forever();
-    // Readiness of the socket's fd, waited on directly (see below); destroyed before the socket
-    // is closed. The sweeper (ClientThread::Body) feeds it when the oldest message is overdue.
-    ReadWait readable(*ctx_.hub, socket.fd());
+    // The sweeper (ClientThread::Body) cancels the read wait once the oldest message is overdue.
     struct Unwatch {
       Watch* w;
       ~Unwatch() { *w = Watch(); }
     } unwatch{watch_};
-    watch_->wait = &readable;
+    watch_->waiting = &socket;
     std::size_t head = 0;
     std::size_t count = 0;
     std::size_t have = 0;
@@ -309,7 +252,7 @@ class Client {
         continue;
       }
       // Wait for echo bytes. The response timeout is enforced by the thread's sweeper, which
-      // feeds the wait once the oldest message is overdue, so a closed-loop wait arms no timer.
+      // cancels the wait once the oldest message is overdue, so a closed-loop wait arms no timer.
       // Open loop: the wait also ends when the next send is due.
       const std::int64_t overdue_ns = response_timeout_ns > 0
                                           ? ring_[head].sent_ns + response_timeout_ns
@@ -321,10 +264,13 @@ class Client {
       }
       // Waiting for readiness first (gevent's wait_read) saves the recv that would fail with
       // EAGAIN: with many connections the echo is almost never back when the send returns.
-      const bool readable_now = readable.Wait(wait);
+      const absl::Status readable =
+          socket.WaitReadable(wait.has_value() ? gevent::IoTimeout(*wait)
+                                               : gevent::IoTimeout::Forever());
       now = MonotonicNanos();
-      if (now >= overdue_ns) return ErrorKind::kTimeout;
-      if (!readable_now) continue;  // Time for the next send.
+      if (now >= overdue_ns) return ErrorKind::kTimeout;  // Also when the sweeper cancelled.
+      if (absl::IsDeadlineExceeded(readable)) continue;   // Time for the next send.
+      if (!readable.ok()) return ClassifyIo(readable);
       absl::StatusOr<std::size_t> got = socket.RecvInto(buffer_.data() + have, count * size - have,
                                                         gevent::IoTimeout(absl::ZeroDuration()));
       if (!got.ok()) {
@@ -456,9 +402,9 @@ void ClientThread::Body() {
         }));
       }
       if (options_.response_timeout > absl::ZeroDuration()) {
-        // The sweeper: a few times per timeout, wake every client whose oldest message is
-        // overdue (it then sees the deadline and reports the timeout). One timer per thread
-        // instead of one per wait.
+        // The sweeper: a few times per timeout, cancel the read wait of every client whose
+        // oldest message is overdue (it then sees the deadline and reports the timeout). One
+        // timer per thread instead of one per wait.
         const absl::Duration period = std::clamp(options_.response_timeout / 4,
                                                  absl::Milliseconds(1), absl::Milliseconds(100));
         clients.push_back(gevent::Spawn([&ctx, period] {
@@ -466,7 +412,10 @@ void ClientThread::Body() {
             gevent::Sleep(period);
             const std::int64_t now = MonotonicNanos();
             for (Watch& w : ctx.watches) {
-              if (w.wait != nullptr && w.deadline_ns <= now) w.wait->Feed();
+              if (w.waiting != nullptr && w.deadline_ns <= now) {
+                w.waiting->CancelWait(gevent::Socket::Side::kRead,
+                                      absl::DeadlineExceededError("response overdue"));
+              }
             }
           }
         }));

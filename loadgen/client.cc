@@ -103,10 +103,10 @@ ErrorKind ClassifyIo(const absl::Status& status) {
 }
 
 // Watch: what the timeout sweeper sees of a client: the deadline of its oldest message in flight
-// and the wait to feed when it has passed.
+// and the socket whose read wait to cancel when it has passed.
 struct Watch {
   std::int64_t deadline_ns = INT64_MAX;
-  gevent::Socket* waiting = nullptr;  // Set while the client waits for echo bytes on it.
+  gevent::Socket* waiting = nullptr;  // The client's socket while it converses, else null.
 };
 
 // Shared state of the clients of one thread (lives on the thread's stack during the run).

@@ -42,48 +42,10 @@ ssize_t SysSendTo(int fd, const void* buf, size_t len, int flags, const sockaddr
 
 constexpr absl::string_view kErrnoPayload = "gevent.socket.errno";
 
+// ErrnoName: "ECONNREFUSED" and the like, from glibc's own table (strerrorname_np, glibc 2.32).
 const char* ErrnoName(int err) {
-  switch (err) {
-    case EAGAIN: return "EAGAIN";
-    case EBADF: return "EBADF";
-    case ECONNREFUSED: return "ECONNREFUSED";
-    case ECONNRESET: return "ECONNRESET";
-    case ECONNABORTED: return "ECONNABORTED";
-    case EPIPE: return "EPIPE";
-    case ETIMEDOUT: return "ETIMEDOUT";
-    case EINPROGRESS: return "EINPROGRESS";
-    case EALREADY: return "EALREADY";
-    case EISCONN: return "EISCONN";
-    case ENOTCONN: return "ENOTCONN";
-    case EADDRINUSE: return "EADDRINUSE";
-    case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
-    case EAFNOSUPPORT: return "EAFNOSUPPORT";
-    case ENETUNREACH: return "ENETUNREACH";
-    case EHOSTUNREACH: return "EHOSTUNREACH";
-    case ENETDOWN: return "ENETDOWN";
-    case EMFILE: return "EMFILE";
-    case ENFILE: return "ENFILE";
-    case ENOBUFS: return "ENOBUFS";
-    case ENOMEM: return "ENOMEM";
-    case EINVAL: return "EINVAL";
-    case EACCES: return "EACCES";
-    case EPERM: return "EPERM";
-    case ENOENT: return "ENOENT";
-    case ENOTSOCK: return "ENOTSOCK";
-    case EOPNOTSUPP: return "EOPNOTSUPP";
-    case EPROTONOSUPPORT: return "EPROTONOSUPPORT";
-    case EPROTOTYPE: return "EPROTOTYPE";
-    case EMSGSIZE: return "EMSGSIZE";
-    case EDESTADDRREQ: return "EDESTADDRREQ";
-    case ENOPROTOOPT: return "ENOPROTOOPT";
-    case EINTR: return "EINTR";
-    case EFAULT: return "EFAULT";
-    case ENAMETOOLONG: return "ENAMETOOLONG";
-    case ENOTDIR: return "ENOTDIR";
-    case EROFS: return "EROFS";
-    case EISDIR: return "EISDIR";
-    default: return "errno";
-  }
+  const char* name = strerrorname_np(err);
+  return name != nullptr ? name : "errno";
 }
 
 absl::StatusCode CodeForErrno(int err) {
@@ -187,14 +149,20 @@ absl::Status SetNonBlockingCloexec(int fd) {
   return absl::OkStatus();
 }
 
+// QueryAddress: the fd's peer (getpeername) or local (getsockname) address; false with errno set
+// when the call fails.
+bool QueryAddress(int fd, bool peer, SocketAddress* out) {
+  socklen_t len = SocketAddress::capacity();
+  const int rc = peer ? getpeername(fd, out->mutable_sockaddr(), &len)
+                      : getsockname(fd, out->mutable_sockaddr(), &len);
+  if (rc != 0) return false;
+  out->set_size(len);
+  return true;
+}
+
 std::string AddressOfFd(int fd, bool peer) {
   SocketAddress a;
-  socklen_t len = SocketAddress::capacity();
-  int rc = peer ? getpeername(fd, a.mutable_sockaddr(), &len)
-                : getsockname(fd, a.mutable_sockaddr(), &len);
-  if (rc != 0) return "";
-  a.set_size(len);
-  return a.ToString();
+  return QueryAddress(fd, peer, &a) ? a.ToString() : "";
 }
 
 }  // namespace
@@ -506,8 +474,7 @@ absl::StatusOr<Socket> Socket::Adopt(int fd) {
                      "not a socket: ");
   }
   SocketAddress local;
-  socklen_t alen = SocketAddress::capacity();
-  if (getsockname(fd, local.mutable_sockaddr(), &alen) != 0) {
+  if (!QueryAddress(fd, /*peer=*/false, &local)) {
     return MakeError("gevent::Socket::Adopt", absl::StrCat("(fd ", fd, ")"), errno);
   }
   if (absl::Status s = SetNonBlockingCloexec(fd); !s.ok()) return s;
@@ -966,22 +933,14 @@ absl::Status Socket::SetReceiveBufferSize(int bytes) {
 absl::StatusOr<SocketAddress> Socket::LocalAddress() const {
   if (!state_) return ClosedError("LocalAddress");
   SocketAddress a;
-  socklen_t len = SocketAddress::capacity();
-  if (getsockname(state_->fd, a.mutable_sockaddr(), &len) != 0) {
-    return Error("LocalAddress", errno);
-  }
-  a.set_size(len);
+  if (!QueryAddress(state_->fd, /*peer=*/false, &a)) return Error("LocalAddress", errno);
   return a;
 }
 
 absl::StatusOr<SocketAddress> Socket::PeerAddress() const {
   if (!state_) return ClosedError("PeerAddress");
   SocketAddress a;
-  socklen_t len = SocketAddress::capacity();
-  if (getpeername(state_->fd, a.mutable_sockaddr(), &len) != 0) {
-    return Error("PeerAddress", errno);
-  }
-  a.set_size(len);
+  if (!QueryAddress(state_->fd, /*peer=*/true, &a)) return Error("PeerAddress", errno);
   return a;
 }
 

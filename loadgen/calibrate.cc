@@ -81,4 +81,6 @@ double ThreadCpuSeconds(pthread_t thread) {
 
 double ThisThreadCpuSeconds() { return SecondsOf(CLOCK_THREAD_CPUTIME_ID); }
 
+double ProcessCpuSeconds() { return SecondsOf(CLOCK_PROCESS_CPUTIME_ID); }
+
 }  // namespace loadgen

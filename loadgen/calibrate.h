@@ -1,5 +1,5 @@
 // Measurements the report needs besides the load itself: the cost of one greenlet switch and of
-// one hub yield (measured once at start-up), and the CPU time of a thread.
+// one hub yield (measured once at start-up), and the CPU time of a thread or of the process.
 //
 // Thread-safety: the Measure* functions run their ping-pong on a fresh thread of their own (so the
 // caller's hub, if any, is not touched) and may be called from any thread. ThreadCpuSeconds reads
@@ -20,10 +20,12 @@ double MeasureSwitchNs(int switches = 200'000, int rounds = 5);
 // hub (each yield is two switches plus the hub's ready-queue work). Best of `rounds`.
 double MeasureYieldNs(int yields = 100'000, int rounds = 5);
 
-// ThreadCpuSeconds: CPU time consumed so far by `thread` (pthread_getcpuclockid), or by the
-// calling thread with ThisThreadCpuSeconds. Negative if the clock cannot be read.
+// ThreadCpuSeconds: CPU time consumed so far by `thread` (pthread_getcpuclockid), by the calling
+// thread with ThisThreadCpuSeconds, by the whole process with ProcessCpuSeconds. Negative if the
+// clock cannot be read.
 double ThreadCpuSeconds(pthread_t thread);
 double ThisThreadCpuSeconds();
+double ProcessCpuSeconds();
 
 }  // namespace loadgen
 

@@ -384,10 +384,9 @@ void ClientThread::Body() {
       absl::StatusOr<std::vector<gevent::SocketAddress>> addresses =
           gevent::Resolve(options_.host, static_cast<std::uint16_t>(options_.port), AF_UNSPEC,
                           options_.connect_timeout);
+      // Resolve returns at least one address or an error.
       if (!addresses.ok()) {
         ctx.resolve_error = addresses.status();
-      } else if (addresses->empty()) {
-        ctx.resolve_error = absl::NotFoundError("no address for " + options_.host);
       } else {
         ctx.addresses = std::move(*addresses);
       }

@@ -1,7 +1,5 @@
 #include "loadgen/run.h"
 
-#include <time.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -20,12 +18,6 @@
 
 namespace loadgen {
 namespace {
-
-double ProcessCpuSeconds() {
-  struct timespec ts;
-  if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) return 0;
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
 
 // Totals: the client threads' counters summed at one tick.
 struct Totals {

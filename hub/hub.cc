@@ -147,8 +147,6 @@ void Hub::RunCallbackThreadSafe(absl::AnyInvocable<void()> fn) {
   foreign_async_->Send();
 }
 
-// Runs ready entries in FIFO order until the queue is empty or kPollEvery entries ran since the
-// last poll. Entries queued meanwhile join the tail, behind everything already ready.
 void Hub::DrainReleasesSlow() {
   while (internal::ReadyNode* node = releases_.PopFront()) node->run(node);
 }
@@ -169,6 +167,9 @@ void Hub::HandOffAtFinish(Greenlet* self) {
   self->FinishTo(next->resume);
 }
 
+// Runs ready entries in FIFO order until the queue is empty or kPollEvery entries ran since the
+// last poll (a poll's own wake-ups do not count). Entries queued meanwhile join the tail, behind
+// everything already ready.
 void Hub::RunReady() {
   DrainReleases();
   while (since_poll_ < kPollEvery && !exiting_) {

@@ -7,6 +7,14 @@
 //   BM_RawLibevSocketpairEcho  the same loop on bare libev (ev_io callbacks, ev_run(EVRUN_ONCE)),
 //                              no greenlets: what libev itself adds to the epoll figure
 //   BM_ThreadsSocketpairEcho   blocking read/write in two OS threads (thread-per-connection)
+//
+// Many connections, per message (range: connections). Each round the driver writes a 64-byte
+// message into every connection with raw syscalls, the echo side answers them all, and the driver
+// reads every echo back. The kernel work between two wake-ups of one connection evicts its state
+// from the cache, as in a busy server, so these show what cold wake-ups cost:
+//   BM_EchoHandlersMany        one greenlet per connection running the echo server's own
+//                              handler (EchoConnection, unguarded stacks as echo_server uses)
+//   BM_RawEpollEchoMany        the same echo side in a plain level-triggered epoll loop
 #include <errno.h>
 #include <ev.h>
 #include <sys/epoll.h>
@@ -17,11 +25,14 @@
 #include <cstdlib>
 #include <cstring>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "absl/types/span.h"
 #include "benchmark/benchmark.h"
 #include "hub/hub.h"
 #include "hub/spawn.h"
+#include "socket/echo.h"
 #include "socket/socket.h"
 
 namespace gevent {
@@ -213,6 +224,98 @@ void BM_ThreadsSocketpairEcho(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_ThreadsSocketpairEcho)->UseRealTime();
+
+// The driver's half of a many-connection round: write one message into every connection.
+void WriteToAll(const std::vector<int>& fds, const char* message) {
+  for (int fd : fds) {
+    if (write(fd, message, kMessage) != static_cast<ssize_t>(kMessage)) Die("write");
+  }
+}
+
+void BM_EchoHandlersMany(benchmark::State& state) {
+  const size_t n = static_cast<size_t>(state.range(0));
+  std::vector<Socket> drivers;
+  std::vector<Socket> echo_ends;
+  std::vector<int> driver_fds;
+  for (size_t i = 0; i < n; ++i) {
+    absl::StatusOr<std::pair<Socket, Socket>> pair = Socket::Pair();
+    if (!pair.ok()) Die("socketpair");
+    driver_fds.push_back(pair->first.fd());
+    drivers.push_back(std::move(pair->first));
+    echo_ends.push_back(std::move(pair->second));
+  }
+  SpawnOptions spawn;
+  spawn.stack = EchoServerOptions().stack;
+  std::vector<GreenletRef> handlers;
+  for (Socket& end : echo_ends) {
+    handlers.push_back(Spawn(spawn, [&end] { (void)EchoConnection(end, nullptr); }));
+  }
+  char out[kMessage];
+  std::memset(out, 'x', sizeof out);
+  char in[kMessage];
+  for (auto _ : state) {
+    WriteToAll(driver_fds, out);
+    for (Socket& d : drivers) {
+      // Exactly one message's size: a full read leaves no "drained" hint, so a reply that is
+      // already back costs no wait.
+      absl::StatusOr<size_t> r = d.RecvInto(in, sizeof in);
+      if (!r.ok() || *r != kMessage) Die("recv");
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(n));
+  for (Socket& d : drivers) (void)d.Shutdown(SHUT_WR);
+  for (GreenletRef& h : handlers) h->Join();
+  handlers.clear();
+  drivers.clear();
+  echo_ends.clear();
+  DestroyHub();
+}
+BENCHMARK(BM_EchoHandlersMany)->Arg(1000)->UseRealTime();
+
+void BM_RawEpollEchoMany(benchmark::State& state) {
+  const size_t n = static_cast<size_t>(state.range(0));
+  std::vector<int> driver_fds;
+  std::vector<int> echo_fds;
+  const int ep = epoll_create1(0);
+  if (ep < 0) Die("epoll_create1");
+  for (size_t i = 0; i < n; ++i) {
+    int fds[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds) != 0) Die("socketpair");
+    driver_fds.push_back(fds[0]);
+    echo_fds.push_back(fds[1]);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fds[1];
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, fds[1], &ev) != 0) Die("epoll_ctl");
+  }
+  char out[kMessage];
+  std::memset(out, 'x', sizeof out);
+  char buf[kEchoSmallBuffer];
+  std::vector<epoll_event> events(512);
+  for (auto _ : state) {
+    WriteToAll(driver_fds, out);
+    size_t echoed = 0;
+    while (echoed < n) {
+      int k = epoll_wait(ep, events.data(), static_cast<int>(events.size()), -1);
+      if (k < 0 && errno != EINTR) Die("epoll_wait");
+      for (int i = 0; i < k; ++i) {
+        const int fd = events[static_cast<size_t>(i)].data.fd;
+        ssize_t r = read(fd, buf, sizeof buf);
+        if (r <= 0) Die("read");
+        if (write(fd, buf, static_cast<size_t>(r)) != r) Die("write");
+        echoed += static_cast<size_t>(r) / kMessage;
+      }
+    }
+    for (int fd : driver_fds) {
+      if (read(fd, buf, kMessage) != static_cast<ssize_t>(kMessage)) Die("read");
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(n));
+  close(ep);
+  for (int fd : driver_fds) close(fd);
+  for (int fd : echo_fds) close(fd);
+}
+BENCHMARK(BM_RawEpollEchoMany)->Arg(1000)->UseRealTime();
 
 }  // namespace
 }  // namespace gevent

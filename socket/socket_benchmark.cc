@@ -8,15 +8,20 @@
 //                              no greenlets: what libev itself adds to the epoll figure
 //   BM_ThreadsSocketpairEcho   blocking read/write in two OS threads (thread-per-connection)
 //
-// Many connections, per message (range: connections). Each round the driver writes a 64-byte
+// Many connections, per message (arguments: connections, and 0 for Unix socketpairs or 1 for
+// loopback TCP). Each round the driver writes a 64-byte
 // message into every connection with raw syscalls, the echo side answers them all, and the driver
 // reads every echo back. The kernel work between two wake-ups of one connection evicts its state
 // from the cache, as in a busy server, so these show what cold wake-ups cost:
 //   BM_EchoHandlersMany        one greenlet per connection running the echo server's own
 //                              handler (EchoConnection, unguarded stacks as echo_server uses)
 //   BM_RawEpollEchoMany        the same echo side in a plain level-triggered epoll loop
+#include <arpa/inet.h>
 #include <errno.h>
 #include <ev.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -225,6 +230,39 @@ void BM_ThreadsSocketpairEcho(benchmark::State& state) {
 }
 BENCHMARK(BM_ThreadsSocketpairEcho)->UseRealTime();
 
+// ConnectedPair: two connected non-blocking fds, a Unix socketpair or (tcp) a loopback TCP
+// connection with Nagle off, as a server and its client have.
+std::pair<int, int> ConnectedPair(bool tcp) {
+  int fds[2];
+  if (!tcp) {
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds) != 0) Die("socketpair");
+    return {fds[0], fds[1]};
+  }
+  const int listener = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (listener < 0 || bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      listen(listener, 1) != 0 ||
+      getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    Die("listen");
+  }
+  const int client = socket(AF_INET, SOCK_STREAM, 0);
+  if (client < 0 || connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    Die("connect");
+  }
+  const int server = accept4(listener, nullptr, nullptr, SOCK_NONBLOCK);
+  if (server < 0) Die("accept4");
+  close(listener);
+  const int one = 1;
+  for (int fd : {client, server}) {
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) Die("TCP_NODELAY");
+    if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0) Die("O_NONBLOCK");
+  }
+  return {client, server};
+}
+
 // The driver's half of a many-connection round: write one message into every connection.
 void WriteToAll(const std::vector<int>& fds, const char* message) {
   for (int fd : fds) {
@@ -238,11 +276,13 @@ void BM_EchoHandlersMany(benchmark::State& state) {
   std::vector<Socket> echo_ends;
   std::vector<int> driver_fds;
   for (size_t i = 0; i < n; ++i) {
-    absl::StatusOr<std::pair<Socket, Socket>> pair = Socket::Pair();
-    if (!pair.ok()) Die("socketpair");
-    driver_fds.push_back(pair->first.fd());
-    drivers.push_back(std::move(pair->first));
-    echo_ends.push_back(std::move(pair->second));
+    const auto [driver_fd, echo_fd] = ConnectedPair(state.range(1) != 0);
+    absl::StatusOr<Socket> driver = Socket::Adopt(driver_fd);
+    absl::StatusOr<Socket> echo_end = Socket::Adopt(echo_fd);
+    if (!driver.ok() || !echo_end.ok()) Die("Socket::Adopt");
+    driver_fds.push_back(driver_fd);
+    drivers.push_back(std::move(*driver));
+    echo_ends.push_back(std::move(*echo_end));
   }
   SpawnOptions spawn;
   spawn.stack = EchoServerOptions().stack;
@@ -270,7 +310,11 @@ void BM_EchoHandlersMany(benchmark::State& state) {
   echo_ends.clear();
   DestroyHub();
 }
-BENCHMARK(BM_EchoHandlersMany)->Arg(1000)->UseRealTime();
+BENCHMARK(BM_EchoHandlersMany)
+    ->ArgNames({"conns", "tcp"})
+    ->Args({1000, 0})
+    ->Args({1000, 1})
+    ->UseRealTime();
 
 void BM_RawEpollEchoMany(benchmark::State& state) {
   const size_t n = static_cast<size_t>(state.range(0));
@@ -279,14 +323,13 @@ void BM_RawEpollEchoMany(benchmark::State& state) {
   const int ep = epoll_create1(0);
   if (ep < 0) Die("epoll_create1");
   for (size_t i = 0; i < n; ++i) {
-    int fds[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds) != 0) Die("socketpair");
-    driver_fds.push_back(fds[0]);
-    echo_fds.push_back(fds[1]);
+    const auto [driver_fd, echo_fd] = ConnectedPair(state.range(1) != 0);
+    driver_fds.push_back(driver_fd);
+    echo_fds.push_back(echo_fd);
     epoll_event ev{};
     ev.events = EPOLLIN;
-    ev.data.fd = fds[1];
-    if (epoll_ctl(ep, EPOLL_CTL_ADD, fds[1], &ev) != 0) Die("epoll_ctl");
+    ev.data.fd = echo_fd;
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, echo_fd, &ev) != 0) Die("epoll_ctl");
   }
   char out[kMessage];
   std::memset(out, 'x', sizeof out);
@@ -315,7 +358,11 @@ void BM_RawEpollEchoMany(benchmark::State& state) {
   for (int fd : driver_fds) close(fd);
   for (int fd : echo_fds) close(fd);
 }
-BENCHMARK(BM_RawEpollEchoMany)->Arg(1000)->UseRealTime();
+BENCHMARK(BM_RawEpollEchoMany)
+    ->ArgNames({"conns", "tcp"})
+    ->Args({1000, 0})
+    ->Args({1000, 1})
+    ->UseRealTime();
 
 }  // namespace
 }  // namespace gevent

@@ -9,10 +9,10 @@
 //   BM_ThreadsSocketpairEcho   blocking read/write in two OS threads (thread-per-connection)
 //
 // Many connections, per message (arguments: connections, and 0 for Unix socketpairs or 1 for
-// loopback TCP). Each round the driver writes a 64-byte
-// message into every connection with raw syscalls, the echo side answers them all, and the driver
-// reads every echo back. The kernel work between two wake-ups of one connection evicts its state
-// from the cache, as in a busy server, so these show what cold wake-ups cost:
+// loopback TCP). Each round the driver writes a 64-byte message into every connection with raw
+// syscalls, the echo side answers them all, and the driver reads every echo back. The kernel work
+// between two wake-ups of one connection evicts its state from the cache, as in a busy server, so
+// these show what cold wake-ups cost:
 //   BM_EchoHandlersMany        one greenlet per connection running the echo server's own
 //                              handler (EchoConnection, unguarded stacks as echo_server uses)
 //   BM_RawEpollEchoMany        the same echo side in a plain level-triggered epoll loop

@@ -281,19 +281,23 @@ class Hub {
   // reads only lines the previous step prefetched: the first entry's stack (its greenlet object
   // came in the step before), the second's greenlet object (its entry came in the step before),
   // the third entry itself. With thousands of connections each of those is a likely miss.
+  // The first's stack comes last: its 17 lines fill the core's miss buffers, and the few lines
+  // the next step's prefetches depend on should not queue behind them. (perf, 8 alternating
+  // pairs at 1000 connections: the echo server's user time per message fell by about a sixth;
+  // the load generator's did not change measurably.)
   void PrefetchQueued() {
     internal::ReadyNode* first = ready_.front();
     if (first == nullptr) return;
-    if (first->resume != nullptr) first->resume->PrefetchSwitchIn();
-    internal::ReadyNode* second = ready_.NextOf(first);
-    if (second == nullptr) return;
-    if (second->resume != nullptr) second->resume->PrefetchObject();
-    if (second->warm != nullptr) greenlet::internal::Prefetch(second->warm);
-    if (internal::ReadyNode* third = ready_.NextOf(second)) {
-      // Both ends: an entry on a stack need not start a cache line.
-      greenlet::internal::Prefetch(third);
-      greenlet::internal::Prefetch(&third->warm);
+    if (internal::ReadyNode* second = ready_.NextOf(first)) {
+      if (second->resume != nullptr) second->resume->PrefetchObject();
+      if (second->warm != nullptr) greenlet::internal::Prefetch(second->warm);
+      if (internal::ReadyNode* third = ready_.NextOf(second)) {
+        // Both ends: an entry on a stack need not start a cache line.
+        greenlet::internal::Prefetch(third);
+        greenlet::internal::Prefetch(&third->warm);
+      }
     }
+    if (first->resume != nullptr) first->resume->PrefetchSwitchIn();
   }
   void RaiseLoopExit();
   void ThrowIfInHub(const char* operation) const {

@@ -8,17 +8,44 @@
 #
 # Needs the peers built (PEERS_BIN, default /tmp/peers-bin, by ../shared/peers/build.sh) and the
 # project built with -c opt. Prints one line per round and program, then the medians.
+#
+# PERF=1 also samples the whole machine with perf (Debian: linux-perf) for the middle of each
+# round and adds the measured program's user and kernel time per message, in ns. The kernel's TCP
+# work is the same for every program, so the user time is what a program itself adds; it is
+# steadier than messages per second on a shared machine.
 set -euo pipefail
 MODE=${1:?server or client}; ROUNDS=${2:-6}; SECONDS_PER=${3:-4}; CONNS=${4:-1000}
 PEERS=${PEERS_BIN:-/tmp/peers-bin}
 BIN=$(bazel info -c opt bazel-bin 2>/dev/null)
 TCK=$(getconf CLK_TCK)
+PERF=${PERF:-0}
+PERF_SECONDS=$((SECONDS_PER > 3 ? SECONDS_PER - 2 : 1))
 OUT=$(mktemp)
-trap 'rm -f "$OUT"' EXIT
+trap 'rm -f "$OUT" "$OUT.perf" "$OUT.ratios"' EXIT
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # utime + stime
 
-# server: ROUND NAME CMD... -> "round name msgs/s server_cpu_ns_per_msg"
+# perf_begin: with PERF=1, records the machine from 1 s into the round for PERF_SECONDS.
+perf_begin() {
+  [ "$PERF" = 1 ] || return 0
+  (sleep 1; exec perf record -q -o "$OUT.perf" -e cpu-clock -F 10000 -a -- sleep "$PERF_SECONDS") \
+    >/dev/null 2>&1 &
+  PERF_JOB=$!
+}
+# perf_split PID MSGS_PER_S -> "user_ns kernel_ns" per message of PID's samples ("- -" without
+# PERF=1). One sample is 100 us at 10 kHz.
+perf_split() {
+  if [ "$PERF" != 1 ]; then echo "- -"; return; fi
+  wait "$PERF_JOB" || true
+  # perf script: one line per sample with the process id (perf report's "pid" is the thread).
+  perf script -i "$OUT.perf" -F pid,ip,dso 2>/dev/null |
+    awk -v pid="$1" -v m="$2" -v s="$PERF_SECONDS" '$1 == pid {
+        if ($NF == "([kernel.kallsyms])") k++; else u++ }
+      END {n = m * s + 1; printf "%.0f %.0f", u * 1e5 / n, k * 1e5 / n}'
+}
+
+# Both modes print: ROUND NAME MSGS_PER_S SERVER_CPU_NS_PER_MSG USER_NS KERNEL_NS
+# (server CPU only in server mode; user/kernel of the measured program with PERF=1).
 measure_server() {
   local round=$1 name=$2 port=$3; shift 3
   "$@" >/dev/null 2>&1 &
@@ -26,11 +53,27 @@ measure_server() {
   sleep 1
   local c0 out c1 mps
   c0=$(cpu_ticks $pid)
+  perf_begin
   out=$("$PEERS/pingpong_client" 127.0.0.1 "$port" "$CONNS" 64 "$SECONDS_PER")
   c1=$(cpu_ticks $pid)
-  kill $pid; wait $pid 2>/dev/null || true
   mps=${out#msgs_per_s=}; mps=${mps%% *}
-  echo "$round $name $mps $(( (c1 - c0) * 1000000000 / TCK / (mps * SECONDS_PER + 1) ))"
+  local split
+  split=$(perf_split $pid "$mps")
+  kill $pid; wait $pid 2>/dev/null || true
+  echo "$round $name $mps $(( (c1 - c0) * 1000000000 / TCK / (mps * SECONDS_PER + 1) )) $split"
+}
+
+# client: ROUND NAME PORT CMD... (the command prints its messages per second on stdout)
+measure_client() {
+  local round=$1 name=$2; shift 2
+  "$@" >"$OUT.client" 2>&1 &
+  local pid=$!
+  perf_begin
+  wait $pid || true
+  local mps
+  mps=$(awk '/^msgs_per_s=/ {sub("msgs_per_s=", ""); print $1} /throughput/ {print $2}' "$OUT.client")
+  echo "$round $name ${mps:-0} 0 $(perf_split $pid "${mps:-0}")"
+  rm -f "$OUT.client"
 }
 
 port=9600
@@ -43,11 +86,9 @@ for round in $(seq 1 "$ROUNDS"); do
     "$PEERS/epoll_echo" "$port" >/dev/null 2>&1 &
     server=$!
     sleep 0.5
-    out=$("$PEERS/pingpong_client" 127.0.0.1 "$port" 1000 64 "$SECONDS_PER")
-    mps=${out#msgs_per_s=}; echo "$round c ${mps%% *} 0"
-    mps=$("$BIN/loadgen/loadgen" --target=127.0.0.1:$port --clients=1000 \
-          --duration="${SECONDS_PER}s" --warmup=1s 2>&1 | awk '/throughput/ {print $2}')
-    echo "$round ours $mps 0"
+    measure_client "$round" c "$PEERS/pingpong_client" 127.0.0.1 "$port" 1000 64 "$SECONDS_PER"
+    measure_client "$round" ours "$BIN/loadgen/loadgen" --target=127.0.0.1:$port --clients=1000 \
+      --duration="${SECONDS_PER}s" --warmup=1s
     kill $server; wait $server 2>/dev/null || true
   fi
 done | tee "$OUT"
@@ -61,4 +102,9 @@ echo "median msgs/s ratio $(cut -d' ' -f1 "$OUT.ratios" | median)"
 if [ "$MODE" = server ]; then
   echo "median server CPU per message ratio $(cut -d' ' -f2 "$OUT.ratios" | median)"
 fi
-rm -f "$OUT.ratios"
+if [ "$PERF" = 1 ]; then
+  for name in c ours; do
+    echo "median $name user ns per message $(awk -v n=$name '$2 == n {print $5}' "$OUT" | median)," \
+      "kernel $(awk -v n=$name '$2 == n {print $6}' "$OUT" | median)"
+  done
+fi

@@ -126,6 +126,21 @@ ABSL_ATTRIBUTE_NOINLINE absl::Status ClosedWhileWaiting(const char* operation, i
                    "File descriptor was closed in another greenlet: ");
 }
 
+// A wait's misuse errors, out of line: building their messages inline would widen the frame of
+// every parked greenlet's WaitIo (see WaitFailed in the header).
+[[noreturn]] ABSL_ATTRIBUTE_NOINLINE void ThrowSecondWaiter(const char* operation, bool read,
+                                                            int fd) {
+  throw ConcurrentObjectUseError(
+      absl::StrCat(OpName(operation), ": another greenlet is already waiting to ",
+                   read ? "read from" : "write to", " this socket (fd ", fd,
+                   "); one socket may have one reader and one writer at a time"));
+}
+
+[[noreturn]] ABSL_ATTRIBUTE_NOINLINE void ThrowForeignHub(const char* operation, int fd) {
+  throw std::logic_error(
+      absl::StrCat(OpName(operation), ": socket fd ", fd, " belongs to another thread's hub"));
+}
+
 ABSL_ATTRIBUTE_NOINLINE absl::Status TimedOut(const char* operation, const std::string& where,
                                               std::optional<absl::Duration> timeout) {
   absl::Status status = absl::DeadlineExceededError(absl::StrCat(
@@ -509,15 +524,9 @@ Socket::WaitResult Socket::WaitIo(Direction& d, std::optional<absl::Time>* deadl
                                   std::optional<absl::Duration> timeout, const char* operation) {
   Hub& hub = *state_->hub;
   if (ABSL_PREDICT_FALSE(d.waiting != nullptr)) {
-    throw ConcurrentObjectUseError(absl::StrCat(
-        OpName(operation), ": another greenlet is already waiting to ",
-        &d == &state_->read ? "read from" : "write to", " this socket (fd ", state_->fd,
-        "); one socket may have one reader and one writer at a time"));
+    ThrowSecondWaiter(operation, &d == &state_->read, state_->fd);
   }
-  if (ABSL_PREDICT_FALSE(&hub != HubIfExists())) {
-    throw std::logic_error(absl::StrCat(OpName(operation), ": socket fd ", state_->fd,
-                                        " belongs to another thread's hub"));
-  }
+  if (ABSL_PREDICT_FALSE(&hub != HubIfExists())) ThrowForeignHub(operation, state_->fd);
   std::optional<absl::Duration> remaining;
   if (timeout.has_value()) {
     hub.loop().UpdateNow();
@@ -570,7 +579,14 @@ Socket::WaitResult Socket::WaitIo(Direction& d, std::optional<absl::Time>* deadl
 absl::Status Socket::WaitOrError(Direction& d, std::optional<absl::Time>* deadline,
                                  std::optional<absl::Duration> timeout, const char* operation) {
   const int fd = state_->fd;
-  switch (WaitIo(d, deadline, timeout, operation)) {
+  const WaitResult result = WaitIo(d, deadline, timeout, operation);
+  if (ABSL_PREDICT_TRUE(result == WaitResult::kReady)) return absl::OkStatus();
+  return WaitFailed(result, d, fd, timeout, operation);
+}
+
+absl::Status Socket::WaitFailed(WaitResult result, Direction& d, int fd,
+                                std::optional<absl::Duration> timeout, const char* operation) {
+  switch (result) {
     case WaitResult::kReady:
       return absl::OkStatus();
     case WaitResult::kClosed:

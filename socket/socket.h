@@ -299,6 +299,12 @@ class Socket {
   // WaitOrError: WaitIo mapped to a status (OK when ready). Touches nothing after a close.
   absl::Status WaitOrError(Direction& d, std::optional<absl::Time>* deadline,
                            std::optional<absl::Duration> timeout, const char* operation);
+  // WaitFailed: the status of a wait that did not end ready. Out of line, like the misuse errors
+  // of WaitIo: the frames between a parked greenlet's switch and its caller are what its wake-up
+  // reads first, and the hub prefetches only the first 1 KiB of them (Hub::PrefetchQueued).
+  ABSL_ATTRIBUTE_NOINLINE absl::Status WaitFailed(WaitResult result, Direction& d, int fd,
+                                                  std::optional<absl::Duration> timeout,
+                                                  const char* operation);
   absl::Status Error(const char* operation, int err) const;
   absl::Status Error(const char* operation, int err, const SocketAddress& address) const;
   void WakeWaiters();

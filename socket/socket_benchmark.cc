@@ -97,6 +97,14 @@ void BM_SocketpairEcho(benchmark::State& state) {
 }
 BENCHMARK(BM_SocketpairEcho)->UseRealTime();
 
+// WatchReadable adds `fd` to the epoll set `ep`, level-triggered, for reading.
+void WatchReadable(int ep, int fd) {
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = fd;
+  if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0) Die("epoll_ctl");
+}
+
 void BM_RawEpollSocketpairEcho(benchmark::State& state) {
   int fds[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds) != 0) Die("socketpair");
@@ -104,12 +112,7 @@ void BM_RawEpollSocketpairEcho(benchmark::State& state) {
   const int server = fds[1];
   const int ep = epoll_create1(0);
   if (ep < 0) Die("epoll_create1");
-  for (int fd : {client, server}) {
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.fd = fd;
-    if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0) Die("epoll_ctl");
-  }
+  for (int fd : {client, server}) WatchReadable(ep, fd);
   char out[kMessage];
   std::memset(out, 'x', sizeof out);
   char buf[kBuffer];
@@ -326,10 +329,7 @@ void BM_RawEpollEchoMany(benchmark::State& state) {
     const auto [driver_fd, echo_fd] = ConnectedPair(state.range(1) != 0);
     driver_fds.push_back(driver_fd);
     echo_fds.push_back(echo_fd);
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.fd = echo_fd;
-    if (epoll_ctl(ep, EPOLL_CTL_ADD, echo_fd, &ev) != 0) Die("epoll_ctl");
+    WatchReadable(ep, echo_fd);
   }
   char out[kMessage];
   std::memset(out, 'x', sizeof out);

@@ -684,12 +684,13 @@ absl::Status Socket::Connect(const SocketAddress& address, IoTimeout timeout) {
       // TCP: the handshake is under way; writability means it finished, SO_ERROR says how.
       // Unix: the listener's backlog is full; try again when it may have room.
       const int fd = state_->fd;
-      WaitResult r = WaitIo(state_->write, &deadline, t, "Connect");
-      if (r == WaitResult::kClosed) return ClosedWhileWaiting("Connect", fd);
-      if (r == WaitResult::kCancelled) return std::move(state_->write.cancel_error);
+      Direction& write = state_->write;  // Held: after a close, state_ is gone.
+      const WaitResult r = WaitIo(write, &deadline, t, "Connect");
       if (r == WaitResult::kTimedOut) {
+        // Names the address being connected to: the socket has no peer yet.
         return TimedOut("Connect", absl::StrCat("to ", address.ToString(), " (fd ", fd, ")"), t);
       }
+      if (r != WaitResult::kReady) return WaitFailed(r, write, fd, t, "Connect");
       if (err == EAGAIN) continue;
       int so_error = 0;
       socklen_t len = sizeof so_error;

@@ -63,7 +63,7 @@ measure_server() {
   echo "$round $name $mps $(( (c1 - c0) * 1000000000 / TCK / (mps * SECONDS_PER + 1) )) $split"
 }
 
-# client: ROUND NAME PORT CMD... (the command prints its messages per second on stdout)
+# client: ROUND NAME CMD... (the command prints its messages per second on stdout)
 measure_client() {
   local round=$1 name=$2; shift 2
   "$@" >"$OUT.client" 2>&1 &

@@ -7,7 +7,8 @@
 #   tools/paired_rounds.sh client  ROUNDS SECONDS         # //loadgen vs pingpong_client (1000 conns)
 #
 # Needs the peers built (PEERS_BIN, default /tmp/peers-bin, by ../shared/peers/build.sh) and the
-# project built with -c opt. Prints one line per round and program, then the medians.
+# project built with -c opt (GEVENT_BIN: a folder holding socket/echo_server and loadgen/loadgen
+# instead of bazel-bin). Prints one line per round and program, then the medians.
 #
 # PERF=1 also samples the whole machine with perf (Debian: linux-perf) for the middle of each
 # round and adds the measured program's user and kernel time per message, in ns. The kernel's TCP
@@ -16,7 +17,7 @@
 set -euo pipefail
 MODE=${1:?server or client}; ROUNDS=${2:-6}; SECONDS_PER=${3:-4}; CONNS=${4:-1000}
 PEERS=${PEERS_BIN:-/tmp/peers-bin}
-BIN=$(bazel info -c opt bazel-bin 2>/dev/null)
+BIN=${GEVENT_BIN:-$(bazel info -c opt bazel-bin 2>/dev/null)}
 TCK=$(getconf CLK_TCK)
 PERF=${PERF:-0}
 PERF_SECONDS=$((SECONDS_PER > 3 ? SECONDS_PER - 2 : 1))

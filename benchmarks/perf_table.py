@@ -1,0 +1,231 @@
+#!/usr/bin/env python3
+"""The README's performance table, measured in one run: `bazel run //benchmarks:perf_table`.
+
+Every row is a ratio against a baseline measured in the same run, since these machines are shared
+and noisy:
+  - the project's own baselines, from its benchmark binaries: a raw Boost.Context switch, a plain
+    epoll loop, bare libev;
+  - the reference peers, when built (PEERS_BIN, default /tmp/peers-bin; PEERS_DIR, the folder
+    with their sources and scripts, default ../shared/peers beside this checkout): Go and gevent
+    switches and spawns, the C epoll echo server, Go's and gevent's echo servers, the neutral C
+    load client. Rows whose peer is missing are listed as skipped, with what to build.
+
+Prints progress on stderr and the Markdown table on stdout. --quick runs fewer repetitions and
+rounds (a smoke run, not figures to quote).
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+
+def log(message):
+    print(f"perf_table: {message}", file=sys.stderr, flush=True)
+
+
+def run(command, env=None):
+    """Runs `command` (a list) and returns its stdout; a failure stops the run with its output."""
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        sys.exit(f"perf_table: {' '.join(command)} failed ({result.returncode}):\n"
+                 f"{result.stdout}{result.stderr}")
+    return result.stdout
+
+
+def google_benchmark(binary, pattern, repetitions):
+    """Median real time in ns of each benchmark matching `pattern`, repetitions interleaved."""
+    log(f"{os.path.basename(binary)} {pattern}")
+    out = run([binary, f"--benchmark_filter={pattern}", "--benchmark_format=json",
+               f"--benchmark_repetitions={repetitions}",
+               "--benchmark_enable_random_interleaving=true",
+               "--benchmark_report_aggregates_only=true"])
+    medians = {}
+    for b in json.loads(out)["benchmarks"]:
+        if b.get("aggregate_name") == "median":
+            scale = {"ns": 1, "us": 1e3, "ms": 1e6, "s": 1e9}[b["time_unit"]]
+            medians[b["run_name"]] = b["real_time"] * scale
+    return medians
+
+
+def key_values(text):
+    """name=value pairs (numbers) of a peer's output."""
+    return {k: float(v) for k, v in re.findall(r"(\w+)=([0-9.]+)", text)}
+
+
+def ns(value):
+    return f"{value / 1000:,.2f} µs" if value >= 1000 else f"{value:.1f} ns"
+
+
+class Table:
+    def __init__(self):
+        self.rows = []
+        self.skipped = []
+
+    def add(self, what, ours, baseline, ratio, target="—"):
+        self.rows.append((what, ours, baseline, ratio, target))
+
+    def skip(self, what, why):
+        self.skipped.append(f"{what}: {why}")
+
+    def print(self):
+        print("| What | gevent_cpp | Baseline in the same run | Ratio | Target |")
+        print("|---|---|---|---|---|")
+        for row in self.rows:
+            print("| " + " | ".join(row) + " |")
+        for line in self.skipped:
+            print(f"\nskipped: {line}")
+
+
+def switch_rows(table, reps, peers):
+    g = google_benchmark("greenlet/greenlet_benchmark",
+                         "^BM_GreenletSwitch$|^BM_RawBoostContextSwitch$", reps)
+    h = google_benchmark("hub/hub_benchmark",
+                         "^BM_SleepZero$|^BM_SpawnJoin$|^BM_RawBoostContextSwitch$", reps)
+    raw, switch = g["BM_RawBoostContextSwitch"], g["BM_GreenletSwitch"]
+    table.add("Greenlet switch (`BM_GreenletSwitch`)", ns(switch),
+              f"raw Boost.Context switch {ns(raw)}", f"**{switch / raw:.2f}×**", "≤ 1.2×")
+    yield_ns, raw_hub = h["BM_SleepZero"], h["BM_RawBoostContextSwitch"]
+    table.add("Hub yield, `Sleep(0)` (`BM_SleepZero`)", ns(yield_ns),
+              f"raw switch {ns(raw_hub)}", f"**{yield_ns / raw_hub:.2f}×**", "≤ 4×")
+    spawn = h["BM_SpawnJoin"]
+
+    go = peers.binary("switch_go")
+    if go:
+        log("switch_go")
+        go_spawn = key_values(run([go]))["go_spawn_join_ns"]
+        table.add("Spawn + join (`BM_SpawnJoin`)", ns(spawn), f"Go `go f()` + WaitGroup {ns(go_spawn)}",
+                  f"**{spawn / go_spawn:.3f}×** Go", "≤ 0.15× Go")
+    else:
+        table.skip("spawn + join vs Go", peers.missing("switch_go"))
+
+    greenlet_py = peers.source("switch_greenlet.py")
+    if greenlet_py and shutil.which("/usr/bin/python3"):
+        log("switch_greenlet.py")
+        out = subprocess.run(["/usr/bin/python3", greenlet_py], capture_output=True, text=True)
+        if out.returncode == 0:
+            py = key_values(out.stdout)
+            table.add("Greenlet switch vs python-greenlet", ns(switch),
+                      f"python-greenlet {ns(py['greenlet_switch_ns'])}",
+                      f"{switch / py['greenlet_switch_ns']:.3f}×")
+            table.add("Hub yield vs gevent's `sleep(0)`", ns(yield_ns),
+                      f"gevent {ns(py['gevent_sleep0_ns'])}",
+                      f"{yield_ns / py['gevent_sleep0_ns']:.4f}×")
+            table.add("Spawn + join vs gevent", ns(spawn),
+                      f"gevent {ns(py['gevent_spawn_join_ns'])}",
+                      f"{spawn / py['gevent_spawn_join_ns']:.4f}×")
+        else:
+            table.skip("switch and spawn vs gevent", "switch_greenlet.py failed (apt-get install "
+                       f"python3-gevent): {out.stderr.strip()[-200:]}")
+    else:
+        table.skip("switch and spawn vs gevent", peers.missing("switch_greenlet.py"))
+
+
+def socketpair_row(table, reps):
+    s = google_benchmark("socket/socket_benchmark", "Socketpair", reps)
+    ours, epoll = s["BM_SocketpairEcho/real_time"], s["BM_RawEpollSocketpairEcho/real_time"]
+    libev = s["BM_RawLibevSocketpairEcho/real_time"]
+    table.add("64-byte socketpair echo, per round trip (`BM_SocketpairEcho`)", ns(ours),
+              f"plain epoll loop {ns(epoll)}; bare libev {ns(libev)}",
+              f"**{ours / epoll:.3f}×** epoll; {ours / libev:.2f}× bare libev", "≤ 1.1× epoll")
+
+
+def echo_rows(table, peers, seconds):
+    """One compare_echo.sh run: every server under the neutral client, 100 and 1000 connections."""
+    script = peers.source("compare_echo.sh")
+    if not script or not peers.binary("pingpong_client"):
+        table.skip("echo server vs the C, Go and gevent servers", peers.missing("compare_echo.sh"))
+        return
+    log(f"compare_echo.sh ({seconds} s per server and connection count)")
+    env = dict(os.environ, PEERS_BIN=peers.bin_dir,
+               EXTRA=f"gevent_cpp:{os.path.abspath('socket/echo_server')} --port={{PORT}}")
+    out = run(["bash", script, str(seconds), "64", "100 1000"], env=env)
+    figures = {}
+    for name, conns, mps, cpu in re.findall(
+            r"^(\S+) conns=(\d+) msgs/s=(\d+) server_cpu_ns_per_msg=(\d+)", out, re.M):
+        figures[(name, int(conns))] = (float(mps), float(cpu))
+    for conns in (100, 1000):
+        ours = figures.get(("gevent_cpp", conns))
+        c = figures.get(("epoll_c", conns))
+        if not ours or not c or not c[0]:
+            table.skip(f"echo server at {conns} connections", f"no figures in:\n{out}")
+            continue
+        others = [(label, figures.get((name, conns))) for label, name in
+                  (("C", "epoll_c"), ("Go", "go_1proc"), ("gevent", "gevent"))]
+        present = [(label, f) for label, f in others if f and f[0] > 0]
+        table.add(f"Echo server, {conns} connections: msgs/s (one run)", f"{ours[0] / 1000:.0f}k",
+                  "; ".join(f"{label} {f[0] / 1000:.0f}k" for label, f in present),
+                  "; ".join(f"{ours[0] / f[0]:.2f}× {label}" for label, f in present), "≥ 0.95× C")
+        table.add(f"Echo server, {conns} connections: server CPU per message (one run)",
+                  ns(ours[1]), "; ".join(f"{label} {ns(f[1])}" for label, f in present),
+                  "; ".join(f"{ours[1] / f[1]:.2f}× {label}" for label, f in present if f[1]),
+                  "≤ 1.1× C")
+
+
+def paired_rows(table, peers, rounds, seconds):
+    """tools/paired_rounds.sh: ours and the C program alternating, medians of per-round ratios."""
+    if not peers.binary("epoll_echo") or not peers.binary("pingpong_client"):
+        table.skip("paired rounds against the C programs", peers.missing("epoll_echo"))
+        return
+    env = dict(os.environ, PEERS_BIN=peers.bin_dir, GEVENT_BIN=os.getcwd())
+
+    def paired(*args):
+        log(f"paired_rounds.sh {' '.join(args)}")
+        out = run(["bash", "tools/paired_rounds.sh", *args], env=env)
+        return dict(re.findall(r"^median (.+?) ratio (\S+ \(.+?\))$", out, re.M))
+
+    for conns in (1000, 100):
+        r = paired("server", str(rounds), str(seconds), str(conns))
+        table.add(f"Echo server vs C, {conns} connections, paired rounds (`tools/paired_rounds.sh "
+                  f"server {rounds} {seconds} {conns}`)", "—", "C epoll server, alternating",
+                  f"msgs/s **{r['msgs/s']}**; CPU per message **{r['server CPU per message']}**",
+                  "≥ 0.95× msgs/s; ≤ 1.1× CPU")
+    r = paired("client", str(rounds), str(seconds))
+    table.add(f"Load generator vs the neutral C client, 1000 connections to the C server, paired "
+              f"rounds (`tools/paired_rounds.sh client {rounds} {seconds}`)", "—",
+              "`pingpong_client`, alternating", f"msgs/s **{r['msgs/s']}**", "≥ 0.95×")
+
+
+class Peers:
+    def __init__(self):
+        self.bin_dir = os.environ.get("PEERS_BIN", "/tmp/peers-bin")
+        workspace = os.environ.get("BUILD_WORKSPACE_DIRECTORY", os.getcwd())
+        self.src_dir = os.environ.get("PEERS_DIR", os.path.join(workspace, "..", "shared", "peers"))
+
+    def binary(self, name):
+        path = os.path.join(self.bin_dir, name)
+        return path if os.access(path, os.X_OK) else None
+
+    def source(self, name):
+        path = os.path.join(self.src_dir, name)
+        return path if os.path.isfile(path) else None
+
+    def missing(self, name):
+        return (f"{name} not found (PEERS_BIN={self.bin_dir}, PEERS_DIR={self.src_dir}); build the "
+                f"peers with PEERS_BIN={self.bin_dir} $PEERS_DIR/build.sh")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions and rounds")
+    args = parser.parse_args()
+    reps, rounds, seconds = (2, 1, 2) if args.quick else (8, 6, 4)
+    peers = Peers()
+    table = Table()
+    switch_rows(table, reps, peers)
+    socketpair_row(table, reps)
+    echo_rows(table, peers, seconds + 1)
+    paired_rows(table, peers, rounds, seconds)
+    uname = os.uname()
+    print(f"{os.cpu_count()} CPUs, {uname.sysname} {uname.release}; medians of {reps} "
+          f"interleaved repetitions for Google Benchmark rows\n")
+    table.print()
+    if table.skipped:
+        log(f"{len(table.skipped)} row group(s) skipped (see the end of the table)")
+
+
+if __name__ == "__main__":
+    main()

@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 
@@ -103,7 +102,7 @@ def switch_rows(table, reps, peers):
         table.skip("spawn + join vs Go", peers.missing("switch_go"))
 
     greenlet_py = peers.source("switch_greenlet.py")
-    if greenlet_py and shutil.which("/usr/bin/python3"):
+    if greenlet_py and os.access("/usr/bin/python3", os.X_OK):
         log("switch_greenlet.py")
         out = subprocess.run(["/usr/bin/python3", greenlet_py], capture_output=True, text=True)
         if out.returncode == 0:
@@ -137,7 +136,8 @@ def echo_rows(table, peers, seconds):
     """One compare_echo.sh run: every server under the neutral client, 100 and 1000 connections."""
     script = peers.source("compare_echo.sh")
     if not script or not peers.binary("pingpong_client"):
-        table.skip("echo server vs the C, Go and gevent servers", peers.missing("compare_echo.sh"))
+        table.skip("echo server vs the C, Go and gevent servers",
+                   peers.missing("compare_echo.sh" if not script else "pingpong_client"))
         return
     log(f"compare_echo.sh ({seconds} s per server and connection count)")
     env = dict(os.environ, PEERS_BIN=peers.bin_dir,

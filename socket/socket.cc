@@ -28,16 +28,44 @@
 namespace gevent {
 namespace {
 
-// The data calls enter the kernel with syscall(2) instead of glibc's recv/send family, which in
+// The data calls enter the kernel directly instead of through glibc's recv/send family, which in
 // a multi-threaded process are cancellation points: two atomic operations around every call,
 // about 40 ns per call on these machines, a measurable share of a 64-byte echo. A hub thread is
 // never cancelled (unwinding would cross libev's frames and parked greenlets), so nothing is lost.
+// On x86-64 the syscall instruction is inline, not glibc's syscall(3): one call level less on the
+// two calls every message makes (perf, alternating pairs on 2026-12-01: the echo server's user
+// time per message 12% lower at 10 connections, 8% at 100; at 1000 within the noise).
+#if defined(__x86_64__) && defined(__linux__)
+long Syscall6(long number, long a1, long a2, long a3, long a4, long a5, long a6) {
+  long result;
+  register long r10 asm("r10") = a4;
+  register long r8 asm("r8") = a5;
+  register long r9 asm("r9") = a6;
+  asm volatile("syscall"
+               : "=a"(result)
+               : "a"(number), "D"(a1), "S"(a2), "d"(a3), "r"(r10), "r"(r8), "r"(r9)
+               : "rcx", "r11", "memory");
+  // The kernel returns -errno in [-4095, -1].
+  if (ABSL_PREDICT_FALSE(static_cast<unsigned long>(result) > -4096UL)) {
+    errno = static_cast<int>(-result);
+    return -1;
+  }
+  return result;
+}
+#else
+long Syscall6(long number, long a1, long a2, long a3, long a4, long a5, long a6) {
+  return syscall(number, a1, a2, a3, a4, a5, a6);
+}
+#endif
+
 ssize_t SysRecvFrom(int fd, void* buf, size_t len, int flags, sockaddr* from, socklen_t* from_len) {
-  return syscall(SYS_recvfrom, fd, buf, len, flags, from, from_len);
+  return Syscall6(SYS_recvfrom, fd, reinterpret_cast<long>(buf), static_cast<long>(len), flags,
+                  reinterpret_cast<long>(from), reinterpret_cast<long>(from_len));
 }
 ssize_t SysSendTo(int fd, const void* buf, size_t len, int flags, const sockaddr* to,
                   socklen_t to_len) {
-  return syscall(SYS_sendto, fd, buf, len, flags, to, to_len);
+  return Syscall6(SYS_sendto, fd, reinterpret_cast<long>(buf), static_cast<long>(len), flags,
+                  reinterpret_cast<long>(to), static_cast<long>(to_len));
 }
 
 constexpr absl::string_view kErrnoPayload = "gevent.socket.errno";

@@ -430,6 +430,10 @@ struct alignas(64) Socket::Direction {
         timer(h.loop(), absl::ZeroDuration(), [this] { hub->Resume(waiter, &timer); }) {
     wake.from_poll = true;
     wake.warm = owner;  // The socket's state: the first thing the woken call reads.
+    // WaitIo's return then reads `waiting` and the io watcher's flags: lines 1 and 2 (see Layout;
+    // perf, 6 alternating pairs at 1000 connections: the echo server's user time per message 5%
+    // lower with them prefetched).
+    wake.lines_after = 2;
   }
 
   // Layout: what a wake-up touches comes first and in as few lines as it fits: the queue entry

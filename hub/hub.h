@@ -284,7 +284,8 @@ class Hub {
   // PrefetchQueued warms the next ready entries while the current one runs, as a pipeline that
   // reads only lines the previous step prefetched: the first entry's stack (its greenlet object
   // came in the step before), the second's greenlet object and the lines its owner named (`warm`,
-  // `lines_after`; its entry came in the step before), the third entry itself. With thousands of connections each of those is a likely miss.
+  // `lines_after`; its entry came in the step before), the third entry itself. With thousands of
+  // connections each of those is a likely miss.
   // The first's stack comes last: its 17 lines fill the core's miss buffers, and the few lines
   // the next step's prefetches depend on should not queue behind them. (perf, 8 alternating
   // pairs at 1000 connections: the echo server's user time per message fell by about a sixth;

@@ -124,7 +124,8 @@ def switch_rows(table, reps, peers):
 
 
 def socketpair_row(table, reps):
-    s = google_benchmark("socket/socket_benchmark", "Socketpair", reps)
+    s = google_benchmark("socket/socket_benchmark",
+                         "^BM_(RawEpoll|RawLibev|)SocketpairEcho/", reps)
     ours, epoll = s["BM_SocketpairEcho/real_time"], s["BM_RawEpollSocketpairEcho/real_time"]
     libev = s["BM_RawLibevSocketpairEcho/real_time"]
     table.add("64-byte socketpair echo, per round trip (`BM_SocketpairEcho`)", ns(ours),
@@ -167,8 +168,9 @@ def echo_rows(table, peers, seconds):
 
 def paired_rows(table, peers, rounds, seconds):
     """tools/paired_rounds.sh: ours and the C program alternating, medians of per-round ratios."""
-    if not peers.binary("epoll_echo") or not peers.binary("pingpong_client"):
-        table.skip("paired rounds against the C programs", peers.missing("epoll_echo"))
+    absent = [name for name in ("epoll_echo", "pingpong_client") if not peers.binary(name)]
+    if absent:
+        table.skip("paired rounds against the C programs", peers.missing(absent[0]))
         return
     env = dict(os.environ, PEERS_BIN=peers.bin_dir, GEVENT_BIN=os.getcwd())
 

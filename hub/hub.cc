@@ -230,6 +230,13 @@ void Hub::RunForever() {
   }
 }
 
+absl::StatusOr<EdgePoller*> Hub::CreateEdgePoller() {
+  absl::StatusOr<std::unique_ptr<EdgePoller>> poller = EdgePoller::Create(*loop_);
+  if (!poller.ok()) return poller.status();
+  edge_poller_ = std::move(*poller);
+  return edge_poller_.get();
+}
+
 void Hub::RaiseLoopExit() {
   Greenlet* target = joiner_ != nullptr ? joiner_ : Greenlet::Main();
   target->Throw(LoopExit(

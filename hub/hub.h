@@ -51,7 +51,9 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "core/edge_poller.h"
 #include "core/loop.h"
 #include "core/watchers.h"
 #include "greenlet/greenlet.h"
@@ -164,8 +166,9 @@ class Hub {
  public:
   // Ready entries run between two non-blocking I/O polls, at most.
   static constexpr std::size_t kPollEvery = 64;
-  // Watchers the hub keeps active on its loop (unreferenced): the cross-thread async watcher.
-  static constexpr std::size_t kOwnWatchers = 1;
+  // own_watchers: the watchers the hub keeps active on its loop (unreferenced): the cross-thread
+  // async watcher, and the edge poller's once a socket has made it (see edge_poller).
+  std::size_t own_watchers() const { return 1 + (edge_poller_ != nullptr ? 1 : 0); }
 
   Hub(const Hub&) = delete;
   Hub& operator=(const Hub&) = delete;
@@ -176,6 +179,14 @@ class Hub {
 
   // loop: this hub's event loop.
   Loop& loop() { return *loop_; }
+
+  // edge_poller: this hub's edge-triggered descriptor set (core/edge_poller.h), made on first use
+  // and destroyed with the hub; gevent::Socket registers its descriptors there. Errors: those of
+  // EdgePoller::Create (out of descriptors, say), and again on the next call.
+  absl::StatusOr<EdgePoller*> edge_poller() {
+    if (__builtin_expect(edge_poller_ == nullptr, 0)) return CreateEdgePoller();
+    return edge_poller_.get();
+  }
 
   // greenlet: the hub's own greenlet.
   greenlet::Greenlet* greenlet() { return &greenlet_; }
@@ -313,8 +324,11 @@ class Hub {
   }
   static void RunCallbackNode(internal::ReadyNode* node);
 
+  absl::StatusOr<EdgePoller*> CreateEdgePoller();
+
   std::unique_ptr<Loop> owned_loop_;
   Loop* loop_;
+  std::unique_ptr<EdgePoller> edge_poller_;  // Before the loop goes: declared after it.
   greenlet::Greenlet greenlet_;
   bool exiting_ = false;  // Set by ~Hub: the hub greenlet returns from its loop.
 

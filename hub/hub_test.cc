@@ -38,7 +38,7 @@ class HubTest : public ::testing::Test {
     EXPECT_EQ(Greenlet::Current(), Greenlet::Main());
     if (Hub* hub = HubIfExists()) {
       EXPECT_EQ(hub->ready_count(), 0u);
-      EXPECT_EQ(hub->loop().active_watcher_count(), Hub::kOwnWatchers);
+      EXPECT_EQ(hub->loop().active_watcher_count(), hub->own_watchers());
     }
     greenlets_.clear();
     DestroyHub();
@@ -96,7 +96,7 @@ TEST_F(HubTest, SleepWaitsAtLeastTheDuration) {
   const absl::Time before = absl::Now();
   Sleep(absl::Milliseconds(20));
   EXPECT_GE(absl::Now() - before, absl::Milliseconds(19));
-  EXPECT_EQ(hub.loop().active_watcher_count(), Hub::kOwnWatchers);  // The timer was stopped and destroyed.
+  EXPECT_EQ(hub.loop().active_watcher_count(), hub.own_watchers());  // The timer was stopped and destroyed.
 }
 
 TEST_F(HubTest, ShorterSleepWakesFirst) {
@@ -215,7 +215,7 @@ TEST_F(HubTest, AForeignSwitchIntoAParkedGreenletIsDetected) {
   Start([&] { parked->Switch(std::string("not a wake-up")); });
   EXPECT_TRUE(Wait());
   EXPECT_NE(message.find("unexpected switch"), std::string::npos) << message;
-  EXPECT_EQ(hub.loop().active_watcher_count(), Hub::kOwnWatchers);
+  EXPECT_EQ(hub.loop().active_watcher_count(), hub.own_watchers());
 }
 
 TEST_F(HubTest, WaiterWakeResumesTheParkedGreenlet) {

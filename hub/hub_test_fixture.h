@@ -17,7 +17,7 @@ class HubTestFixture : public ::testing::Test {
     if (Hub* hub = HubIfExists()) {
       Wait();
       EXPECT_EQ(hub->ready_count(), 0u);
-      EXPECT_EQ(hub->loop().active_watcher_count(), Hub::kOwnWatchers);
+      EXPECT_EQ(hub->loop().active_watcher_count(), hub->own_watchers());
     }
     DestroyHub();
   }

@@ -21,7 +21,7 @@ class SyncTest : public ::testing::Test {
     greenlets_.clear();
     if (Hub* hub = HubIfExists()) {
       EXPECT_EQ(hub->ready_count(), 0u);
-      EXPECT_EQ(hub->loop().active_watcher_count(), Hub::kOwnWatchers);
+      EXPECT_EQ(hub->loop().active_watcher_count(), hub->own_watchers());
     }
     DestroyHub();
   }

@@ -112,7 +112,7 @@ TEST_F(TimeoutTest, DestructorCancels) {
   {
     Timeout t(absl::Milliseconds(1));
   }
-  EXPECT_EQ(GetHub().loop().active_watcher_count(), Hub::kOwnWatchers);
+  EXPECT_EQ(GetHub().loop().active_watcher_count(), GetHub().own_watchers());
   Sleep(absl::Milliseconds(3));
 }
 

@@ -129,7 +129,8 @@ class Client {
         id_(id),
         watch_(watch),
         ring_(static_cast<std::size_t>(ctx.options->pipeline)),
-        buffer_(static_cast<std::size_t>(ctx.options->pipeline) * ctx.options->message_size) {
+        // One byte more than can be due: see the read below.
+        buffer_(static_cast<std::size_t>(ctx.options->pipeline) * ctx.options->message_size + 1) {
     const ClientOptions& o = *ctx.options;
     if (o.rate_per_client > 0) {
       interval_ns_ = static_cast<std::int64_t>(1e9 / o.rate_per_client);
@@ -262,23 +263,22 @@ class Client {
       if (open_loop && count < pipeline) {
         wait = absl::Nanoseconds(std::max<std::int64_t>(next_send_ns_ - now, 0));
       }
-      // Waiting for readiness first (gevent's wait_read) saves the recv that would fail with
-      // EAGAIN: with many connections the echo is almost never back when the send returns.
-      const absl::Status readable =
-          socket.WaitReadable(wait.has_value() ? gevent::IoTimeout(*wait)
-                                               : gevent::IoTimeout::Forever());
+      // Room for one byte more than is due makes every read of a well-behaved echo short, so
+      // the next RecvInto waits for readiness before its recv (gevent::Socket's edge rule)
+      // instead of making one that would fail with EAGAIN: with many connections the echo is
+      // almost never back when the send returns.
+      absl::StatusOr<std::size_t> got =
+          socket.RecvInto(buffer_.data() + have, buffer_.size() - have,
+                          wait.has_value() ? gevent::IoTimeout(*wait) : gevent::IoTimeout::Forever());
       now = MonotonicNanos();
       if (now >= overdue_ns) return ErrorKind::kTimeout;  // Also when the sweeper cancelled.
-      if (absl::IsDeadlineExceeded(readable)) continue;   // Time for the next send.
-      if (!readable.ok()) return ClassifyIo(readable);
-      absl::StatusOr<std::size_t> got = socket.RecvInto(buffer_.data() + have, count * size - have,
-                                                        gevent::IoTimeout(absl::ZeroDuration()));
       if (!got.ok()) {
-        if (absl::IsDeadlineExceeded(got.status())) continue;  // Readiness was spurious.
+        if (absl::IsDeadlineExceeded(got.status())) continue;  // Time for the next send.
         return ClassifyIo(got.status());
       }
       if (*got == 0) return have > 0 ? ErrorKind::kShortEcho : ErrorKind::kEof;
       have += *got;
+      if (have > count * size) return ErrorKind::kMismatch;  // Bytes that were never sent.
       // Check and record every complete echo.
       std::size_t done = 0;
       while (have - done >= size) {

@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/epoll.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -20,6 +22,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
+#include "core/edge_poller.h"
 #include "core/watchers.h"
 #include "greenlet/greenlet.h"
 #include "hub/hub.h"
@@ -402,69 +405,83 @@ struct Socket::WaitNode : internal::ReadyNode {
   }
 };
 
-// Direction: the read or the write side — its io watcher, its timeout timer and its waiter. The
-// callbacks capture only `this` (stays in AnyInvocable's inline storage) and are set once.
+// Direction: the read or the write side — its readiness, its timeout timer and its waiter.
 //
-// Readiness does not switch into the waiting greenlet from inside the io callback: it queues the
-// `wake` entry on the hub's ready queue. After the poll the hub runs the whole batch, each
-// greenlet handing over straight to the next when it parks (one switch per wake-up instead of
-// two), and while one runs, the hub prefetches the next one's stack: with thousands of
-// connections every greenlet a poll wakes is cold in cache.
+// Readiness comes from the hub's edge-triggered descriptor set (core/edge_poller.h), one
+// registration per socket for both sides: the kernel reports a change once, and never checks a
+// reported socket again on the next poll as a level-triggered set would (a large share of its
+// work per message with thousands of connections). The price is the edge rule: a side may park
+// only after the socket was seen not ready on it (EAGAIN, a short read or write of a stream)
+// since the last event for it. Every wait below follows such a call, or checks `ready` first.
 //
-// The io watcher stays armed (active, unreferenced) after a wake-up, because the usual next step
-// of a greenlet that read is to wait again on the same side: re-arming it costs nothing then, while
-// stopping and starting it costs two libev watcher updates per wait. If it fires while nobody
-// waits, the callback disarms it. Unreferenced, it never keeps the hub's loop alive on its own.
+// An event does not switch into the waiting greenlet: it queues the `wake` entry on the hub's
+// ready queue. After the poll the hub runs the whole batch, each greenlet handing over straight
+// to the next when it parks (one switch per wake-up instead of two), and while one runs, the hub
+// prefetches the next one's stack: with thousands of connections every greenlet a poll wakes is
+// cold in cache.
 struct alignas(64) Socket::Direction {
-  Direction(Hub& h, int fd, int events, const void* owner)
-      : hub(&h),
-        io(h.loop(), fd, events,
-           [this](int) {
-             if (ABSL_PREDICT_TRUE(waiter != nullptr)) {
-               wake.resume = waiter;
-               hub->ScheduleNode(&wake);  // Does nothing if still queued from the last poll.
-             } else {
-               io.Stop();
-             }
-           }),
-        timer(h.loop(), absl::ZeroDuration(), [this] { hub->Resume(waiter, &timer); }) {
+  Direction(Hub& h, const void* owner)
+      : hub(&h), timer(h.loop(), absl::ZeroDuration(), [this] { hub->Resume(waiter, &timer); }) {
     wake.from_poll = true;
     wake.warm = owner;  // The socket's state: the first thing the woken call reads.
-    // WaitIo's return then reads `waiting` and the io watcher's flags: lines 1 and 2 (see Layout;
-    // perf, 6 alternating pairs at 1000 connections: the echo server's user time per message 5%
-    // lower with them prefetched).
-    wake.lines_after = 2;
+    // WaitIo's return then reads `waiting` (line 1, see Layout).
+    wake.lines_after = 1;
+  }
+
+  // Edge: the kernel reported a change on this side (from the poll, see State::OnEvents).
+  void Edge() {
+    ready = true;
+    if (waiter != nullptr) {
+      wake.resume = waiter;
+      hub->ScheduleNode(&wake);  // Does nothing if still queued from the last poll.
+    }
   }
 
   // Layout: what a wake-up touches comes first and in as few lines as it fits: the queue entry
-  // and the waiter (line 0), then the hub, the wait node and libev's io struct (line 1), then the
-  // rest of the io watcher with its callback. The timer, used only by waits with a timeout, last.
+  // and the waiter (line 0), then the hub, the wait node and the readiness flag (line 1). The
+  // timer, used only by waits with a timeout, last.
   internal::ReadyNode wake;
-  // waiter: waiting->greenlet, kept here so that a wake-up does not read the parked stack.
+  // waiter: waiting->greenlet, kept here so that an event does not read the parked stack.
   greenlet::Greenlet* waiter = nullptr;
   Hub* hub;
   WaitNode* waiting = nullptr;
-  IoWatcher io;
+  // ready: an event came since this side was last seen not ready (see the edge rule above).
+  // Starts true: a new socket's first call just tries.
+  bool ready = true;
+  // hangup (read side of a stream): the peer shut its side, or the connection is gone
+  // (EPOLLRDHUP). From then on every read returns at once (data, 0 or the error) and no further
+  // event comes, so the side never waits again: a short read does not mean "not ready" any more.
+  bool hangup = false;
   TimerWatcher timer;
   absl::Status cancel_error;  // Set by CancelWait for the waiter it wakes.
 };
 
-struct Socket::State {
-  State(Hub& h, int fd_in, int family_in, int type_in)
+struct Socket::State : EdgePoller::Handle {
+  State(Hub& h, EdgePoller& p, int fd_in, int family_in, int type_in)
       : hub(&h),
+        poller(&p),
         fd(fd_in),
         family(family_in),
         type(type_in),
-        read(h, fd_in, EV_READ, this),
-        write(h, fd_in, EV_WRITE, this) {}
+        read(h, this),
+        write(h, this) {
+    on_events = &State::OnEvents;
+  }
+
+  static void OnEvents(EdgePoller::Handle* handle, std::uint32_t events) {
+    State* self = static_cast<State*>(handle);
+    // Streams only: a datagram socket shut for reading still says EAGAIN.
+    if ((events & EPOLLRDHUP) && self->type == SOCK_STREAM) self->read.hangup = true;
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) self->read.Edge();
+    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) self->write.Edge();
+  }
 
   Hub* hub;
+  EdgePoller* poller;
   int fd;
   int family;
   int type;
   std::optional<absl::Duration> timeout;
-  // read_drained: the last RecvInto of this stream socket was short (see RecvInto).
-  bool read_drained = false;
   Direction read;
   Direction write;
 };
@@ -496,8 +513,13 @@ std::optional<absl::Duration> Socket::timeout() const {
 }
 
 absl::StatusOr<Socket> Socket::FromFd(int fd, int family, int type) {
-  // The watchers are built here, so every socket costs one allocation, at creation only.
-  return Socket(std::make_unique<State>(GetHub(), fd, family, type));
+  Hub& hub = GetHub();
+  absl::StatusOr<EdgePoller*> poller = hub.edge_poller();
+  if (!poller.ok()) return poller.status();
+  // Everything a socket needs is built here: one allocation and one registration, at creation.
+  auto state = std::make_unique<State>(hub, **poller, fd, family, type);
+  if (absl::Status added = (*poller)->Add(fd, state.get()); !added.ok()) return added;
+  return Socket(std::move(state));
 }
 
 absl::StatusOr<Socket> Socket::Create(int family, int type, int protocol) {
@@ -506,7 +528,9 @@ absl::StatusOr<Socket> Socket::Create(int family, int type, int protocol) {
     return MakeError("gevent::Socket::Create",
                      absl::StrCat("(family ", family, ", type ", type, ")"), errno);
   }
-  return FromFd(fd, family, type);
+  absl::StatusOr<Socket> socket = FromFd(fd, family, type);
+  if (!socket.ok()) ::close(fd);
+  return socket;
 }
 
 absl::StatusOr<Socket> Socket::Adopt(int fd) {
@@ -534,7 +558,16 @@ absl::StatusOr<std::pair<Socket, Socket>> Socket::Pair(int type, int family) {
     return MakeError("gevent::Socket::Pair", "", errno);
   }
   absl::StatusOr<Socket> a = FromFd(fds[0], family, type);
+  if (!a.ok()) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    return a.status();
+  }
   absl::StatusOr<Socket> b = FromFd(fds[1], family, type);
+  if (!b.ok()) {
+    ::close(fds[1]);  // fds[0] is a's, closed with it.
+    return b.status();
+  }
   return std::make_pair(std::move(*a), std::move(*b));
 }
 
@@ -570,10 +603,11 @@ Socket::WaitResult Socket::WaitIo(Direction& d, std::optional<absl::Time>* deadl
   node.run = &WaitNode::RunCancel;
   node.hub = &hub;
   node.greenlet = greenlet::Greenlet::Current();
+  if (ABSL_PREDICT_FALSE(d.hangup)) return WaitResult::kReady;  // No event would come.
   d.waiting = &node;
   d.waiter = node.greenlet;
-  d.io.Ref();  // Referenced while a greenlet waits: the loop must stay alive for it.
-  d.io.Start();  // No-op when still armed from the previous wait.
+  d.ready = false;  // Seen not ready by the caller: only the next event wakes us (edge rule).
+  hub.loop().Ref();  // While a greenlet waits, the loop must stay alive for it.
   if (remaining.has_value()) d.timer.Start(*remaining);
   const void* key;
   try {
@@ -581,9 +615,9 @@ Socket::WaitResult Socket::WaitIo(Direction& d, std::optional<absl::Time>* deadl
   } catch (...) {
     // Killed, timed out by a gevent::Timeout, or parked on the hub greenlet.
     hub.Unschedule(&node);
-    if (!node.closed) {
+    if (!node.closed) {  // A close (WakeWaiters) has cleaned up already.
       hub.Unschedule(&d.wake);
-      d.io.Stop();
+      hub.loop().Unref();
       d.timer.Stop();
       d.waiting = nullptr;
       d.waiter = nullptr;
@@ -599,12 +633,9 @@ Socket::WaitResult Socket::WaitIo(Direction& d, std::optional<absl::Time>* deadl
   if (remaining.has_value()) d.timer.Stop();
   d.waiting = nullptr;
   d.waiter = nullptr;
-  if (ABSL_PREDICT_TRUE(key == &d.wake)) {
-    d.io.Unref();  // Stays armed for the next wait (see Direction).
-    return WaitResult::kReady;
-  }
+  hub.loop().Unref();
+  if (ABSL_PREDICT_TRUE(key == &d.wake)) return WaitResult::kReady;
   hub.Unschedule(&d.wake);  // Readiness queued in the same loop turn as the expiry.
-  d.io.Stop();
   return WaitResult::kTimedOut;
 }
 
@@ -635,11 +666,12 @@ absl::Status Socket::WaitFailed(WaitResult result, Direction& d, int fd,
 }
 
 void Socket::WakeWaiters() {
+  state_->poller->Remove(state_->fd);  // Before the fd is closed or handed out: no more events.
   for (Direction* d : {&state_->read, &state_->write}) {
-    d->io.Stop();
     d->timer.Stop();
     state_->hub->Unschedule(&d->wake);
     if (d->waiting != nullptr) {
+      state_->hub->loop().Unref();  // The waiter's reference (see WaitIo).
       d->waiting->closed = true;
       state_->hub->ScheduleNode(d->waiting);
       d->waiting = nullptr;
@@ -657,7 +689,7 @@ bool Socket::CancelWait(Side side, absl::Status error) {
   if (d.waiting == nullptr) return false;
   d.timer.Stop();
   d.hub->Unschedule(&d.wake);
-  d.io.Unref();  // Stays armed, as after a wake-up.
+  d.hub->loop().Unref();  // The waiter's reference (see WaitIo).
   d.cancel_error = std::move(error);
   d.waiting->cancelled = true;
   d.hub->ScheduleNode(d.waiting);
@@ -666,19 +698,32 @@ bool Socket::CancelWait(Side side, absl::Status error) {
   return true;
 }
 
+// The edge rule (see Direction) allows a park only once the side was seen not ready. Unless no
+// event came since it was, these ask the kernel first (poll with a zero timeout).
+absl::Status Socket::WaitReady(Direction& d, short poll_events, const char* operation,
+                               IoTimeout timeout) {
+  if (ABSL_PREDICT_FALSE(!state_)) return ClosedError(operation);
+  if (d.ready) {
+    pollfd p{state_->fd, poll_events, 0};
+    int n;
+    do {
+      n = ::poll(&p, 1, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) return Error(operation, errno);
+    if (n > 0) return absl::OkStatus();  // Ready, or an error or hang-up the next call reports.
+  }
+  std::optional<absl::Time> deadline;
+  return WaitOrError(d, &deadline, timeout.Resolve(state_->timeout), operation);
+}
+
 absl::Status Socket::WaitReadable(IoTimeout timeout) {
   if (ABSL_PREDICT_FALSE(!state_)) return ClosedError("WaitReadable");
-  std::optional<absl::Time> deadline;
-  absl::Status s =
-      WaitOrError(state_->read, &deadline, timeout.Resolve(state_->timeout), "WaitReadable");
-  if (s.ok()) state_->read_drained = false;  // Readable now: the next read should just try.
-  return s;
+  return WaitReady(state_->read, POLLIN, "WaitReadable", timeout);
 }
 
 absl::Status Socket::WaitWritable(IoTimeout timeout) {
   if (ABSL_PREDICT_FALSE(!state_)) return ClosedError("WaitWritable");
-  std::optional<absl::Time> deadline;
-  return WaitOrError(state_->write, &deadline, timeout.Resolve(state_->timeout), "WaitWritable");
+  return WaitReady(state_->write, POLLOUT, "WaitWritable", timeout);
 }
 
 absl::Status Socket::Close() {
@@ -705,29 +750,53 @@ int Socket::Detach() {
 absl::Status Socket::Connect(const SocketAddress& address, IoTimeout timeout) {
   if (!state_) return ClosedError("Connect");
   const std::optional<absl::Duration> t = timeout.Resolve(state_->timeout);
-  std::optional<absl::Time> deadline;
+  std::optional<absl::Time> deadline;       // The TCP wait's, in loop time (see WaitIo).
+  std::optional<absl::Time> unix_deadline;  // The Unix retries'.
   for (;;) {
     if (::connect(state_->fd, address.sockaddr_ptr(), address.size()) == 0) {
       return absl::OkStatus();
     }
     int err = errno;
     if (err == EINTR) continue;
-    if (err == EINPROGRESS || (err == EAGAIN && state_->family == AF_UNIX)) {
+    const int fd = state_->fd;
+    Direction& write = state_->write;  // Held: after a close, state_ is gone.
+    if (err == EAGAIN && state_->family == AF_UNIX) {
+      // The listener's backlog is full. No event says when it has room (the socket stays
+      // writable throughout), so try again every millisecond until the call's deadline.
+      absl::Duration step = absl::Milliseconds(1);
+      if (t.has_value()) {
+        if (!unix_deadline.has_value()) unix_deadline = absl::Now() + *t;
+        const absl::Duration left = *unix_deadline - absl::Now();
+        if (left <= absl::ZeroDuration()) {
+          return TimedOut("Connect", absl::StrCat("to ", address.ToString(), " (fd ", fd, ")"), t);
+        }
+        step = std::min(step, left);
+      }
+      std::optional<absl::Time> step_deadline;
+      const WaitResult r = WaitIo(write, &step_deadline, step, "Connect");
+      if (r != WaitResult::kReady && r != WaitResult::kTimedOut) {
+        return WaitFailed(r, write, fd, t, "Connect");
+      }
+      continue;
+    }
+    if (err == EINPROGRESS || err == EALREADY) {
       // TCP: the handshake is under way; writability means it finished, SO_ERROR says how.
-      // Unix: the listener's backlog is full; try again when it may have room.
-      const int fd = state_->fd;
-      Direction& write = state_->write;  // Held: after a close, state_ is gone.
       const WaitResult r = WaitIo(write, &deadline, t, "Connect");
       if (r == WaitResult::kTimedOut) {
         // Names the address being connected to: the socket has no peer yet.
         return TimedOut("Connect", absl::StrCat("to ", address.ToString(), " (fd ", fd, ")"), t);
       }
       if (r != WaitResult::kReady) return WaitFailed(r, write, fd, t, "Connect");
-      if (err == EAGAIN) continue;
       int so_error = 0;
       socklen_t len = sizeof so_error;
       if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_error, &len) != 0) so_error = errno;
-      if (so_error == 0) return absl::OkStatus();
+      if (so_error == 0) {
+        // An event that was not the handshake's end (see Direction) leaves it not writable yet:
+        // connect again, which then says EALREADY and waits.
+        pollfd p{fd, POLLOUT, 0};
+        if (::poll(&p, 1, 0) == 0) continue;
+        return absl::OkStatus();
+      }
       return MakeError("gevent::Socket::Connect",
                        absl::StrCat("to ", address.ToString(), " (fd ", fd, ")"), so_error);
     }
@@ -761,7 +830,9 @@ absl::StatusOr<Socket> Socket::Accept(SocketAddress* peer, IoTimeout timeout) {
     if (fd >= 0) {
       from.set_size(len);
       if (peer != nullptr) *peer = from;
-      return FromFd(fd, state_->family, state_->type);
+      absl::StatusOr<Socket> socket = FromFd(fd, state_->family, state_->type);
+      if (!socket.ok()) ::close(fd);
+      return socket;
     }
     int err = errno;
     if (err == EINTR || err == ECONNABORTED) continue;
@@ -782,23 +853,24 @@ absl::StatusOr<size_t> Socket::RecvInto(absl::Span<char> buffer, IoTimeout timeo
   std::optional<absl::Time> deadline;
   std::optional<absl::Duration> t;
   bool resolved = false;
-  if (st.read_drained) {
-    // The previous read emptied the stream's receive queue, so a recv now would most likely
-    // fail with EAGAIN: wait for readiness first (level-triggered, so data that came meanwhile
-    // wakes us at the next poll). A zero timeout must try the call, so it does not skip.
-    st.read_drained = false;
+  if (!st.read.ready && flags == 0) {
+    // No event since the last read emptied the receive queue (or since a wait found nothing),
+    // so a recv now would most likely fail with EAGAIN: wait for the next event first. A zero
+    // timeout must try the call, so it does not skip.
     t = timeout.Resolve(st.timeout);
     resolved = true;
-    if (!(t.has_value() && *t <= absl::ZeroDuration()) && flags == 0) {
+    if (!(t.has_value() && *t <= absl::ZeroDuration())) {
       if (absl::Status s = WaitOrError(st.read, &deadline, t, "RecvInto"); !s.ok()) return s;
     }
   }
   for (;;) {
     ssize_t n = SysRecvFrom(st.fd, buffer.data(), buffer.size(), flags, nullptr, nullptr);
     if (ABSL_PREDICT_TRUE(n >= 0)) {
-      // A short read of a stream socket means the kernel had no more.
-      st.read_drained = n > 0 && static_cast<size_t>(n) < buffer.size() && flags == 0 &&
-                        st.type == SOCK_STREAM;
+      // A short read of a stream socket means the kernel had no more: seen not ready.
+      if (n > 0 && static_cast<size_t>(n) < buffer.size() && flags == 0 &&
+          st.type == SOCK_STREAM) {
+        st.read.ready = st.read.hangup;  // After a hang-up, end of stream is always ready.
+      }
       return static_cast<size_t>(n);
     }
     int err = errno;

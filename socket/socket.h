@@ -2,8 +2,9 @@
 //
 // A Socket owns a non-blocking file descriptor (TCP over IPv4/IPv6, UDP, Unix-domain). Its calls
 // look blocking: when the kernel says EAGAIN, the calling greenlet parks on the hub until the fd
-// is ready (one read and one write io watcher per socket) or the timeout expires; other greenlets
-// of the thread run meanwhile.
+// is ready or the timeout expires; other greenlets of the thread run meanwhile. Readiness comes
+// from the hub's edge-triggered epoll set (core/edge_poller.h, one registration per socket, made
+// when the Socket is created), not from libev io watchers.
 //
 //   absl::StatusOr<gevent::Socket> s = gevent::CreateConnection("127.0.0.1", 8080, absl::Seconds(5));
 //   if (!s.ok()) return s.status();
@@ -14,8 +15,8 @@
 // Hot path. A Recv/Send that the kernel completes at once is the system call and nothing else: no
 // allocation, no clock read, no status text. Status text is built only for errors. After a short
 // read (or write) of a stream socket, the next RecvInto (or the rest of SendAll) waits for
-// readiness before the call instead of making one that would fail with EAGAIN; with a zero
-// timeout it always makes the call.
+// readiness before the call instead of making one that would fail with EAGAIN, unless readiness
+// was reported meanwhile; with a zero timeout it always makes the call.
 //
 // Timeouts. Each socket has a default (SetTimeout): std::nullopt (the initial value) blocks
 // forever, a positive duration limits each call, zero makes every call non-blocking (it fails at
@@ -173,7 +174,8 @@ class Socket {
   ~Socket();
 
   // Create makes a socket: family AF_INET / AF_INET6 / AF_UNIX, type SOCK_STREAM / SOCK_DGRAM
-  // (SOCK_NONBLOCK and SOCK_CLOEXEC are added). Errors as socket(2) gives them.
+  // (SOCK_NONBLOCK and SOCK_CLOEXEC are added). Errors as socket(2) gives them, and those of the
+  // registration with the hub's epoll set (EdgePoller::Create / Add: out of descriptors, say).
   static absl::StatusOr<Socket> Create(int family, int type, int protocol = 0);
 
   // Adopt takes ownership of an open socket fd (it is made non-blocking and close-on-exec; the
@@ -299,6 +301,9 @@ class Socket {
   // WaitOrError: WaitIo mapped to a status (OK when ready). Touches nothing after a close.
   absl::Status WaitOrError(Direction& d, std::optional<absl::Time>* deadline,
                            std::optional<absl::Duration> timeout, const char* operation);
+  // WaitReady: WaitReadable / WaitWritable on `d`, polling the fd first unless `d` was seen not
+  // ready with no event since (the edge rule, see Direction in socket.cc).
+  absl::Status WaitReady(Direction& d, short poll_events, const char* operation, IoTimeout timeout);
   // WaitFailed: the status of a wait that did not end ready. Out of line, like the misuse errors
   // of WaitIo: the frames between a parked greenlet's switch and its caller are what its wake-up
   // reads first, and the hub prefetches only the first 1 KiB of them (Hub::PrefetchQueued).

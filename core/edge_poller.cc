@@ -1,0 +1,103 @@
+#include "core/edge_poller.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <stdexcept>
+#include <string>
+#include <system_error>
+
+#include "absl/strings/str_cat.h"
+
+namespace gevent {
+namespace {
+
+std::string ErrnoText(int err) {
+  char buf[256];
+  return absl::StrCat(strerror_r(err, buf, sizeof buf), " [errno ", err, "]");
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<EdgePoller>> EdgePoller::Create(Loop& loop) {
+  const int fd = epoll_create1(EPOLL_CLOEXEC);
+  if (fd < 0) {
+    const int err = errno;
+    const std::string message = absl::StrCat("gevent::EdgePoller: epoll_create1: ", ErrnoText(err));
+    if (err == EMFILE || err == ENFILE || err == ENOMEM) {
+      return absl::ResourceExhaustedError(message);
+    }
+    return absl::InternalError(message);
+  }
+  return std::unique_ptr<EdgePoller>(new EdgePoller(loop, fd));
+}
+
+EdgePoller::EdgePoller(Loop& loop, int epoll_fd)
+    : loop_(loop), epoll_fd_(epoll_fd), watcher_(loop, epoll_fd, EV_READ, [this](int) {
+        Dispatch();
+      }) {
+  watcher_.Start();
+  watcher_.Unref();
+}
+
+EdgePoller::~EdgePoller() {
+  watcher_.Stop();
+  ::close(epoll_fd_);
+}
+
+absl::Status EdgePoller::Add(int fd, Handle* handle) {
+  if (fd < 0) {
+    throw std::invalid_argument(absl::StrCat("gevent::EdgePoller::Add: fd must be >= 0, got ", fd));
+  }
+  if (handle == nullptr || handle->on_events == nullptr) {
+    throw std::invalid_argument("gevent::EdgePoller::Add: the handle and its on_events must be set");
+  }
+  epoll_event event{};
+  event.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  event.data.ptr = handle;
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &event) != 0) {
+    const int err = errno;
+    const std::string message =
+        absl::StrCat("gevent::EdgePoller::Add (fd ", fd, "): ", ErrnoText(err));
+    switch (err) {
+      case EEXIST:
+        return absl::AlreadyExistsError(message);
+      case EPERM:  // A descriptor epoll cannot watch, such as a regular file.
+      case EBADF:
+      case EINVAL:
+        return absl::InvalidArgumentError(message);
+      case ENOMEM:
+      case ENOSPC:
+        return absl::ResourceExhaustedError(message);
+      default:
+        return absl::InternalError(message);
+    }
+  }
+  return absl::OkStatus();
+}
+
+void EdgePoller::Remove(int fd) {
+  // ENOENT / EBADF: not registered, or closed already (closing unregisters it).
+  (void)epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+}
+
+int EdgePoller::Dispatch() {
+  int n;
+  do {
+    n = epoll_wait(epoll_fd_, events_, kMaxEvents, 0);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    loop_.ReportError("edge poller",
+                      std::make_exception_ptr(std::system_error(errno, std::generic_category(),
+                                                                "gevent::EdgePoller: epoll_wait")));
+    return 0;
+  }
+  for (int i = 0; i < n; ++i) {
+    Handle* handle = static_cast<Handle*>(events_[i].data.ptr);
+    handle->on_events(handle, events_[i].events);
+  }
+  return n;
+}
+
+}  // namespace gevent

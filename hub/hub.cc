@@ -1,5 +1,7 @@
 #include "hub/hub.h"
 
+#include <time.h>
+
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -11,6 +13,12 @@ namespace gevent {
 namespace {
 
 using greenlet::Greenlet;
+
+std::int64_t MonotonicNanos() {
+  timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return std::int64_t{t.tv_sec} * 1000000000 + t.tv_nsec;
+}
 
 // The first hub of the process takes libev's default loop (as gevent's main-thread hub does, so
 // child watchers work there); the others get loops of their own.
@@ -217,17 +225,32 @@ void Hub::RunForever() {
     // libev's whole loop turn (~0.2 us per poll on this machine); under load an event is nearly
     // always ready. Once a non-blocking poll finds nothing, the next poll blocks.
     if (poll_first_) {
+      if (PollEdgesOnly()) continue;
       const std::uint64_t resumes = stats_.resumes;
       loop_->Run(RunMode::kNoWait);
+      libev_polled_ns_ = MonotonicNanos();
       if (stats_.resumes != resumes || ready_count_ > 0 || exiting_) continue;
       poll_first_ = false;
       continue;
     }
     poll_first_ = true;
     ++stats_.blocking_polls;
-    if (loop_->Run(RunMode::kOnce) || ready_count_ > 0 || exiting_) continue;
+    const bool alive = loop_->Run(RunMode::kOnce);
+    libev_polled_ns_ = MonotonicNanos();
+    if (alive || ready_count_ > 0 || exiting_) continue;
     RaiseLoopExit();
   }
+}
+
+bool Hub::PollEdgesOnly() {
+  if (edge_poller_ == nullptr) return false;
+  if (MonotonicNanos() - libev_polled_ns_ >= absl::ToInt64Nanoseconds(kLibevPollEvery)) {
+    return false;
+  }
+  edge_poller_->Dispatch();
+  if (ready_count_ == 0) return false;
+  ++stats_.edge_polls;
+  return true;
 }
 
 absl::StatusOr<EdgePoller*> Hub::CreateEdgePoller() {

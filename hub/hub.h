@@ -21,6 +21,9 @@
 // into it (gevent::Socket does): the hub then runs the poll's whole batch with those direct
 // hand-offs, prefetching the next entries' greenlets as it goes. While busy the hub polls without
 // blocking first, and blocks only once such a poll found nothing (HubStats::blocking_polls).
+// Such a non-blocking poll asks the edge poller (sockets' readiness, see edge_poller) directly
+// and skips libev's own poll — a system call — when that found work, unless libev has not been
+// polled for kLibevPollEvery: timers and other watchers are late by that much at most.
 //
 // LoopExit. When the queue is empty and the loop has no active watcher that keeps it alive,
 // nothing can ever wake a parked greenlet: the hub raises LoopExit ("would block forever") in the
@@ -155,8 +158,9 @@ struct HubStats {
   std::uint64_t direct_switches = 0;   // Parks that handed over straight to the next ready
                                        // greenlet (see "Scheduling" above).
   std::uint64_t ready_run = 0;         // Ready-queue entries run.
-  std::uint64_t polls = 0;             // Loop iterations entered by the hub.
+  std::uint64_t polls = 0;             // I/O polls made by the hub (libev's or edge_polls).
   std::uint64_t blocking_polls = 0;    // Of those, the ones allowed to block (nothing was ready).
+  std::uint64_t edge_polls = 0;        // Of those, the edge poller's alone (see "Scheduling").
   std::uint64_t callbacks_run = 0;     // Scheduled callbacks (Schedule) run.
 
   std::uint64_t switches() const { return switches_to_hub + resumes + direct_switches; }
@@ -166,6 +170,9 @@ class Hub {
  public:
   // Ready entries run between two non-blocking I/O polls, at most.
   static constexpr std::size_t kPollEvery = 64;
+  // The longest a busy hub goes without polling libev (its timers, signals, cross-thread wake-ups)
+  // while the edge poller keeps finding work.
+  static constexpr absl::Duration kLibevPollEvery = absl::Milliseconds(1);
   // own_watchers: the watchers the hub keeps active on its loop (unreferenced): the cross-thread
   // async watcher, and the edge poller's once a socket has made it (see edge_poller).
   std::size_t own_watchers() const { return 1 + (edge_poller_ != nullptr ? 1 : 0); }
@@ -325,10 +332,14 @@ class Hub {
   static void RunCallbackNode(internal::ReadyNode* node);
 
   absl::StatusOr<EdgePoller*> CreateEdgePoller();
+  // PollEdgesOnly: the busy hub's non-blocking poll of the edge poller alone (see "Scheduling");
+  // false when libev is due, or when it found nothing to run.
+  bool PollEdgesOnly();
 
   std::unique_ptr<Loop> owned_loop_;
   Loop* loop_;
   std::unique_ptr<EdgePoller> edge_poller_;  // Before the loop goes: declared after it.
+  std::int64_t libev_polled_ns_ = 0;          // CLOCK_MONOTONIC of libev's last poll.
   greenlet::Greenlet greenlet_;
   bool exiting_ = false;  // Set by ~Hub: the hub greenlet returns from its loop.
 

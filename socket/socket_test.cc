@@ -160,6 +160,76 @@ TEST_F(SocketTest, RecvParksUntilAnotherGreenletSends) {
   EXPECT_EQ(received, "wake up");
 }
 
+// Readiness is edge-triggered (an event per change): these check that no change is lost.
+TEST_F(SocketTest, DataThatArrivesWhileNobodyWaitsIsReadAfterAShortRead) {
+  auto [client, server] = ConnectedPair();
+  ASSERT_TRUE(client.SendAll("a").ok());
+  char buf[100];
+  absl::StatusOr<size_t> n = server.RecvInto(absl::MakeSpan(buf));  // Short: "not ready" now.
+  ASSERT_TRUE(n.ok()) << n.status();
+  ASSERT_EQ(absl::string_view(buf, *n), "a");
+  ASSERT_TRUE(client.SendAll("b").ok());
+  // The hub polls while this greenlet sleeps: the event for "b" comes with nobody waiting.
+  Sleep(absl::Milliseconds(1));
+  // Would wait forever if that event were lost.
+  n = server.RecvInto(absl::MakeSpan(buf), IoTimeout(absl::Seconds(10)));
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_EQ(absl::string_view(buf, *n), "b");
+}
+
+TEST_F(SocketTest, EndOfStreamReportedWithTheLastDataIsNotLost) {
+  auto [client, server] = ConnectedPair();
+  std::vector<std::string> reads;
+  GreenletRef reader = Spawn([&server = server, &reads] {
+    for (;;) {
+      absl::StatusOr<std::string> got = server.Recv(100, IoTimeout(absl::Seconds(10)));
+      ASSERT_TRUE(got.ok()) << got.status();
+      reads.push_back(*got);
+      if (got->empty()) return;
+    }
+  });
+  Sleep(absl::ZeroDuration());  // The reader parks.
+  // Both before the next poll: one event reports the data and the hang-up together, and the
+  // short read of "abc" must not make the reader wait for another.
+  ASSERT_TRUE(client.SendAll("abc").ok());
+  ASSERT_TRUE(client.Shutdown(SHUT_WR).ok());
+  reader->Join();
+  EXPECT_EQ(reads, (std::vector<std::string>{"abc", ""}));
+}
+
+TEST_F(SocketTest, TimersFireWhileSocketsAreAlwaysReady) {
+  // Two greenlets ping-pong a byte, so every poll of the sockets finds work; the hub must still
+  // poll libev, whose timer ends this greenlet's sleep.
+  absl::StatusOr<std::pair<Socket, Socket>> pair = Socket::Pair();
+  ASSERT_TRUE(pair.ok()) << pair.status();
+  auto& [a, b] = *pair;
+  constexpr int kGiveUp = 200000;  // Rounds; about 2 s here, against a 5 ms sleep.
+  bool slept = false;
+  int rounds = 0;
+  GreenletRef pinger = Spawn([&a = a, &slept, &rounds] {
+    char c;
+    while (!slept && rounds < kGiveUp) {
+      ASSERT_TRUE(a.SendAll("x").ok());
+      ASSERT_TRUE(a.RecvInto(&c, 1).ok());
+      ++rounds;
+    }
+  });
+  GreenletRef ponger = Spawn([&b = b] {
+    char c;
+    for (;;) {
+      absl::StatusOr<size_t> n = b.RecvInto(&c, 1);
+      if (!n.ok() || *n == 0 || !b.SendAll("x").ok()) return;
+    }
+  });
+  Sleep(absl::Milliseconds(5));
+  slept = true;
+  pinger->Join();
+  ASSERT_TRUE(a.Close().ok());
+  ponger->Join();
+  EXPECT_GT(rounds, 0);
+  EXPECT_LT(rounds, kGiveUp) << "the sleep did not end while the sockets were busy";
+}
+
 TEST_F(SocketTest, AnOpenIdleSocketDoesNotKeepTheHubAlive) {
   auto [client, server] = ConnectedPair();
   GreenletRef reader = Spawn([&server = server] { ASSERT_EQ(*server.Recv(100), "one"); });

@@ -47,22 +47,36 @@ EdgePoller::~EdgePoller() {
 }
 
 absl::Status EdgePoller::Add(int fd, Handle* handle) {
+  return Control(EPOLL_CTL_ADD, fd, handle, EPOLLIN | EPOLLRDHUP | EPOLLET, "Add");
+}
+
+absl::Status EdgePoller::WatchOutput(int fd, Handle* handle) {
+  return Control(EPOLL_CTL_MOD, fd, handle, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                 "WatchOutput");
+}
+
+absl::Status EdgePoller::Control(int op, int fd, Handle* handle, std::uint32_t events,
+                                 const char* what) {
   if (fd < 0) {
-    throw std::invalid_argument(absl::StrCat("gevent::EdgePoller::Add: fd must be >= 0, got ", fd));
+    throw std::invalid_argument(
+        absl::StrCat("gevent::EdgePoller::", what, ": fd must be >= 0, got ", fd));
   }
   if (handle == nullptr || handle->on_events == nullptr) {
-    throw std::invalid_argument("gevent::EdgePoller::Add: the handle and its on_events must be set");
+    throw std::invalid_argument(
+        absl::StrCat("gevent::EdgePoller::", what, ": the handle and its on_events must be set"));
   }
   epoll_event event{};
-  event.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  event.events = events;
   event.data.ptr = handle;
-  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &event) != 0) {
+  if (epoll_ctl(epoll_fd_, op, fd, &event) != 0) {
     const int err = errno;
     const std::string message =
-        absl::StrCat("gevent::EdgePoller::Add (fd ", fd, "): ", ErrnoText(err));
+        absl::StrCat("gevent::EdgePoller::", what, " (fd ", fd, "): ", ErrnoText(err));
     switch (err) {
       case EEXIST:
         return absl::AlreadyExistsError(message);
+      case ENOENT:
+        return absl::NotFoundError(message);
       case EPERM:  // A descriptor epoll cannot watch, such as a regular file.
       case EBADF:
       case EINVAL:

@@ -63,9 +63,15 @@ class EdgePoller {
   EdgePoller(const EdgePoller&) = delete;
   EdgePoller& operator=(const EdgePoller&) = delete;
 
-  // Add registers `fd` for input and output edges, reported to `handle`. If the descriptor is
-  // ready already, the next Dispatch reports it.
+  // Add registers `fd` for input edges (and errors and hang-ups), reported to `handle`. If the
+  // descriptor is ready already, the next Dispatch reports it.
   absl::Status Add(int fd, Handle* handle);
+  // WatchOutput adds output edges (room to write) to the registration of `fd`, for good; as with
+  // Add, a descriptor that has room already is reported by the next Dispatch. Not part of Add
+  // because output edges are not free: a Unix socket reports one each time its peer reads, so a
+  // user asks for them only once it has to wait for room. Errors as for Add (NotFound: `fd` was
+  // not added).
+  absl::Status WatchOutput(int fd, Handle* handle);
   // Remove unregisters `fd` (a no-op for a descriptor that is not registered, or already closed).
   // No event for it is reported afterwards.
   void Remove(int fd);
@@ -80,6 +86,7 @@ class EdgePoller {
 
  private:
   EdgePoller(Loop& loop, int epoll_fd);
+  absl::Status Control(int op, int fd, Handle* handle, std::uint32_t events, const char* what);
 
   Loop& loop_;
   const int epoll_fd_;

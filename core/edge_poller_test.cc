@@ -82,6 +82,8 @@ TEST(EdgePollerTest, ReportsOutputAndHangUp) {
   testutil::TestPipe pipe;
   Recorder writer;
   ASSERT_TRUE(poller->Add(pipe.write_fd, &writer).ok());
+  EXPECT_EQ(poller->Dispatch(), 0);  // Room to write is reported only when asked for.
+  ASSERT_TRUE(poller->WatchOutput(pipe.write_fd, &writer).ok());
   EXPECT_EQ(poller->Dispatch(), 1);  // An empty pipe has room.
   ASSERT_EQ(writer.reports.size(), 1u);
   EXPECT_TRUE(writer.reports[0] & EPOLLOUT);
@@ -151,6 +153,11 @@ TEST(EdgePollerTest, AddRejectsBadArgumentsAndDescriptorsEpollCannotWatch) {
   EXPECT_EQ(twice.code(), absl::StatusCode::kAlreadyExists);
   EXPECT_THAT(std::string(twice.message()),
               HasSubstr("(fd " + std::to_string(pipe.read_fd) + ")"));
+
+  testutil::TestPipe other;
+  absl::Status not_added = poller->WatchOutput(other.write_fd, &r);
+  EXPECT_EQ(not_added.code(), absl::StatusCode::kNotFound) << not_added;
+  EXPECT_THAT(std::string(not_added.message()), HasSubstr("WatchOutput (fd "));
 
   char path[] = "/tmp/edge_poller_test_XXXXXX";
   const int file = mkstemp(path);

@@ -408,9 +408,10 @@ struct Socket::WaitNode : internal::ReadyNode {
 // Direction: the read or the write side — its readiness, its timeout timer and its waiter.
 //
 // Readiness comes from the hub's edge-triggered descriptor set (core/edge_poller.h), one
-// registration per socket for both sides: the kernel reports a change once, and never checks a
-// reported socket again on the next poll as a level-triggered set would (a large share of its
-// work per message with thousands of connections). The price is the edge rule: a side may park
+// registration per socket for both sides (output events only from the first wait for room, see
+// EdgePoller::WatchOutput): the kernel reports a change once, and never checks a reported socket
+// again on the next poll as a level-triggered set would (a large share of its work per message
+// with thousands of connections). The price is the edge rule: a side may park
 // only after the socket was seen not ready on it (EAGAIN, a short read or write of a stream)
 // since the last event for it. Every wait below follows such a call, or checks `ready` first.
 //
@@ -482,6 +483,7 @@ struct Socket::State : EdgePoller::Handle {
   int family;
   int type;
   std::optional<absl::Duration> timeout;
+  bool output_watched = false;  // Output events asked for (the first wait to write does).
   Direction read;
   Direction write;
 };
@@ -604,6 +606,12 @@ Socket::WaitResult Socket::WaitIo(Direction& d, std::optional<absl::Time>* deadl
   node.hub = &hub;
   node.greenlet = greenlet::Greenlet::Current();
   if (ABSL_PREDICT_FALSE(d.hangup)) return WaitResult::kReady;  // No event would come.
+  if (ABSL_PREDICT_FALSE(&d == &state_->write && !state_->output_watched)) {
+    // The first wait for room asks for output events (see EdgePoller::WatchOutput). That fails
+    // only for a descriptor closed behind the socket's back, which the caller's retry reports.
+    if (!state_->poller->WatchOutput(state_->fd, state_.get()).ok()) return WaitResult::kReady;
+    state_->output_watched = true;
+  }
   d.waiting = &node;
   d.waiter = node.greenlet;
   d.ready = false;  // Seen not ready by the caller: only the next event wakes us (edge rule).

@@ -23,7 +23,8 @@
 // blocking first, and blocks only once such a poll found nothing (HubStats::blocking_polls).
 // Such a non-blocking poll asks the edge poller (sockets' readiness, see edge_poller) directly
 // and skips libev's own poll — a system call — when that found work, unless libev has not been
-// polled for kLibevPollEvery: timers and other watchers are late by that much at most.
+// polled for kLibevPollEvery (the clock is checked every few polls): timers and other watchers
+// are late by about that much at most, unless the greenlets between two polls run longer.
 //
 // LoopExit. When the queue is empty and the loop has no active watcher that keeps it alive,
 // nothing can ever wake a parked greenlet: the hub raises LoopExit ("would block forever") in the
@@ -340,6 +341,8 @@ class Hub {
   Loop* loop_;
   std::unique_ptr<EdgePoller> edge_poller_;  // Before the loop goes: declared after it.
   std::int64_t libev_polled_ns_ = 0;          // CLOCK_MONOTONIC of libev's last poll.
+  static constexpr int kClockCheckEvery = 8;   // See PollEdgesOnly.
+  int clock_check_credit_ = 0;
   greenlet::Greenlet greenlet_;
   bool exiting_ = false;  // Set by ~Hub: the hub greenlet returns from its loop.
 

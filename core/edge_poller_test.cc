@@ -43,12 +43,17 @@ std::unique_ptr<EdgePoller> NewPoller(Loop& loop) {
   return std::move(*poller);
 }
 
+// Every test: a loop of its own, a set on it, and a pipe to watch.
+class EdgePollerTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<Loop> loop = NewLoop();
+  std::unique_ptr<EdgePoller> poller = NewPoller(*loop);
+  testutil::TestPipe pipe;
+};
+
 void WriteByte(int fd) { ASSERT_EQ(write(fd, "x", 1), 1); }
 
-TEST(EdgePollerTest, ReportsEachChangeOnceNotTheLastingState) {
-  auto loop = NewLoop();
-  auto poller = NewPoller(*loop);
-  testutil::TestPipe pipe;
+TEST_F(EdgePollerTest, ReportsEachChangeOnceNotTheLastingState) {
   Recorder r;
   ASSERT_TRUE(poller->Add(pipe.read_fd, &r).ok());
   EXPECT_EQ(poller->Dispatch(), 0);  // Nothing to read yet.
@@ -64,10 +69,7 @@ TEST(EdgePollerTest, ReportsEachChangeOnceNotTheLastingState) {
   EXPECT_EQ(r.reports.size(), 2u);
 }
 
-TEST(EdgePollerTest, ADescriptorReadyWhenAddedIsReportedOnce) {
-  auto loop = NewLoop();
-  auto poller = NewPoller(*loop);
-  testutil::TestPipe pipe;
+TEST_F(EdgePollerTest, ADescriptorReadyWhenAddedIsReportedOnce) {
   WriteByte(pipe.write_fd);
   Recorder r;
   ASSERT_TRUE(poller->Add(pipe.read_fd, &r).ok());
@@ -76,10 +78,7 @@ TEST(EdgePollerTest, ADescriptorReadyWhenAddedIsReportedOnce) {
   EXPECT_EQ(r.reports.size(), 1u);
 }
 
-TEST(EdgePollerTest, ReportsOutputAndHangUp) {
-  auto loop = NewLoop();
-  auto poller = NewPoller(*loop);
-  testutil::TestPipe pipe;
+TEST_F(EdgePollerTest, ReportsOutputAndHangUp) {
   Recorder writer;
   ASSERT_TRUE(poller->Add(pipe.write_fd, &writer).ok());
   EXPECT_EQ(poller->Dispatch(), 0);  // Room to write is reported only when asked for.
@@ -100,10 +99,7 @@ TEST(EdgePollerTest, ReportsOutputAndHangUp) {
   close(fds[0]);
 }
 
-TEST(EdgePollerTest, RemovedDescriptorsAreNotReported) {
-  auto loop = NewLoop();
-  auto poller = NewPoller(*loop);
-  testutil::TestPipe pipe;
+TEST_F(EdgePollerTest, RemovedDescriptorsAreNotReported) {
   Recorder r;
   ASSERT_TRUE(poller->Add(pipe.read_fd, &r).ok());
   WriteByte(pipe.write_fd);
@@ -116,13 +112,10 @@ TEST(EdgePollerTest, RemovedDescriptorsAreNotReported) {
   poller->Remove(12345);
 }
 
-TEST(EdgePollerTest, TheLoopDispatchesWhenTheSetBecomesReady) {
-  auto loop = NewLoop();
-  auto poller = NewPoller(*loop);
+TEST_F(EdgePollerTest, TheLoopDispatchesWhenTheSetBecomesReady) {
   EXPECT_EQ(loop->active_watcher_count(), 1u);  // The set's own watcher.
   // Unreferenced: on its own it does not keep the loop running.
   EXPECT_FALSE(loop->Run(RunMode::kDefault));
-  testutil::TestPipe pipe;
   Recorder r;
   ASSERT_TRUE(poller->Add(pipe.read_fd, &r).ok());
   WriteByte(pipe.write_fd);
@@ -133,9 +126,7 @@ TEST(EdgePollerTest, TheLoopDispatchesWhenTheSetBecomesReady) {
   EXPECT_TRUE(r.reports[0] & EPOLLIN);
 }
 
-TEST(EdgePollerTest, AddRejectsBadArgumentsAndDescriptorsEpollCannotWatch) {
-  auto loop = NewLoop();
-  auto poller = NewPoller(*loop);
+TEST_F(EdgePollerTest, AddRejectsBadArgumentsAndDescriptorsEpollCannotWatch) {
   Recorder r;
   try {
     (void)poller->Add(-1, &r);
@@ -143,7 +134,6 @@ TEST(EdgePollerTest, AddRejectsBadArgumentsAndDescriptorsEpollCannotWatch) {
   } catch (const std::invalid_argument& e) {
     EXPECT_THAT(e.what(), HasSubstr("fd must be >= 0, got -1"));
   }
-  testutil::TestPipe pipe;
   EXPECT_THROW((void)poller->Add(pipe.read_fd, nullptr), std::invalid_argument);
   EdgePoller::Handle empty;
   EXPECT_THROW((void)poller->Add(pipe.read_fd, &empty), std::invalid_argument);

@@ -708,10 +708,11 @@ bool Socket::CancelWait(Side side, absl::Status error) {
 
 // The edge rule (see Direction) allows a park only once the side was seen not ready. Unless no
 // event came since it was, these ask the kernel first (poll with a zero timeout).
-absl::Status Socket::WaitReady(Direction& d, short poll_events, const char* operation,
-                               IoTimeout timeout) {
+absl::Status Socket::WaitReady(Side side, const char* operation, IoTimeout timeout) {
   if (ABSL_PREDICT_FALSE(!state_)) return ClosedError(operation);
+  Direction& d = side == Side::kRead ? state_->read : state_->write;
   if (d.ready) {
+    const short poll_events = side == Side::kRead ? POLLIN : POLLOUT;
     pollfd p{state_->fd, poll_events, 0};
     int n;
     do {
@@ -725,13 +726,11 @@ absl::Status Socket::WaitReady(Direction& d, short poll_events, const char* oper
 }
 
 absl::Status Socket::WaitReadable(IoTimeout timeout) {
-  if (ABSL_PREDICT_FALSE(!state_)) return ClosedError("WaitReadable");
-  return WaitReady(state_->read, POLLIN, "WaitReadable", timeout);
+  return WaitReady(Side::kRead, "WaitReadable", timeout);
 }
 
 absl::Status Socket::WaitWritable(IoTimeout timeout) {
-  if (ABSL_PREDICT_FALSE(!state_)) return ClosedError("WaitWritable");
-  return WaitReady(state_->write, POLLOUT, "WaitWritable", timeout);
+  return WaitReady(Side::kWrite, "WaitWritable", timeout);
 }
 
 absl::Status Socket::Close() {

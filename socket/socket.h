@@ -301,9 +301,9 @@ class Socket {
   // WaitOrError: WaitIo mapped to a status (OK when ready). Touches nothing after a close.
   absl::Status WaitOrError(Direction& d, std::optional<absl::Time>* deadline,
                            std::optional<absl::Duration> timeout, const char* operation);
-  // WaitReady: WaitReadable / WaitWritable on `d`, polling the fd first unless `d` was seen not
+  // WaitReady: WaitReadable / WaitWritable, polling the fd first unless the side was seen not
   // ready with no event since (the edge rule, see Direction in socket.cc).
-  absl::Status WaitReady(Direction& d, short poll_events, const char* operation, IoTimeout timeout);
+  absl::Status WaitReady(Side side, const char* operation, IoTimeout timeout);
   // WaitFailed: the status of a wait that did not end ready. Out of line, like the misuse errors
   // of WaitIo: the frames between a parked greenlet's switch and its caller are what its wake-up
   // reads first, and the hub prefetches only the first 1 KiB of them (Hub::PrefetchQueued).

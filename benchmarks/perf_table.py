@@ -10,6 +10,9 @@ and noisy:
     switches and spawns, the C epoll echo server, Go's and gevent's echo servers, the neutral C
     load client. Rows whose peer is missing are listed as skipped, with what to build.
 
+The echo server's rows run `compare_echo.sh` three times and give the median of the per-run
+ratios with their range; the paired rows alternate ours and the C program round by round.
+
 Prints progress on stderr and the Markdown table on stdout. --quick runs fewer repetitions and
 rounds (a smoke run, not figures to quote).
 """
@@ -133,37 +136,68 @@ def socketpair_row(table, reps):
               f"**{ours / epoll:.3f}×** epoll; {ours / libev:.2f}× bare libev", "≤ 1.1× epoll")
 
 
-def echo_rows(table, peers, seconds):
-    """One compare_echo.sh run: every server under the neutral client, 100 and 1000 connections."""
+def median(values):
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def spread(ratios):
+    """The median of per-run ratios, with their range when there is more than one run."""
+    text = f"{median(ratios):.2f}×"
+    if len(ratios) > 1:
+        text += f" ({min(ratios):.2f}–{max(ratios):.2f})"
+    return text
+
+
+def echo_rows(table, peers, seconds, runs):
+    """compare_echo.sh `runs` times: every server under the neutral client, 100 and 1000
+    connections. Each ratio is taken within one compare_echo.sh run (ours against the others in
+    that run); the table gives the median over the runs and their range, since single 5-second
+    figures on these machines swing by more than the targets' margins."""
     script = peers.source("compare_echo.sh")
     if not script or not peers.binary("pingpong_client"):
         table.skip("echo server vs the C, Go and gevent servers",
                    peers.missing("compare_echo.sh" if not script else "pingpong_client"))
         return
-    log(f"compare_echo.sh ({seconds} s per server and connection count)")
     env = dict(os.environ, PEERS_BIN=peers.bin_dir,
                EXTRA=f"gevent_cpp:{os.path.abspath('socket/echo_server')} --port={{PORT}}")
-    out = run(["bash", script, str(seconds), "64", "100 1000"], env=env)
-    figures = {}
-    for name, conns, mps, cpu in re.findall(
-            r"^(\S+) conns=(\d+) msgs/s=(\d+) server_cpu_ns_per_msg=(\d+)", out, re.M):
-        figures[(name, int(conns))] = (float(mps), float(cpu))
+    all_runs = []
+    for i in range(runs):
+        log(f"compare_echo.sh, run {i + 1} of {runs} ({seconds} s per server and connection count)")
+        out = run(["bash", script, str(seconds), "64", "100 1000"], env=env)
+        figures = {}
+        for name, conns, mps, cpu in re.findall(
+                r"^(\S+) conns=(\d+) msgs/s=(\d+) server_cpu_ns_per_msg=(\d+)", out, re.M):
+            figures[(name, int(conns))] = (float(mps), float(cpu))
+        all_runs.append((figures, out))
+    labels = (("C", "epoll_c"), ("Go", "go_1proc"), ("gevent", "gevent"))
     for conns in (100, 1000):
-        ours = figures.get(("gevent_cpp", conns))
-        c = figures.get(("epoll_c", conns))
-        if not ours or not c or not c[0]:
-            table.skip(f"echo server at {conns} connections", f"no figures in:\n{out}")
+        usable = [(f, out) for f, out in all_runs
+                  if f.get(("gevent_cpp", conns)) and (f.get(("epoll_c", conns)) or (0,))[0] > 0]
+        if not usable:
+            table.skip(f"echo server at {conns} connections",
+                       f"no figures in:\n{all_runs[-1][1] if all_runs else ''}")
             continue
-        others = [(label, figures.get((name, conns))) for label, name in
-                  (("C", "epoll_c"), ("Go", "go_1proc"), ("gevent", "gevent"))]
-        present = [(label, f) for label, f in others if f and f[0] > 0]
-        table.add(f"Echo server, {conns} connections: msgs/s (one run)", f"{ours[0] / 1000:.0f}k",
-                  "; ".join(f"{label} {f[0] / 1000:.0f}k" for label, f in present),
-                  "; ".join(f"{ours[0] / f[0]:.2f}× {label}" for label, f in present), "≥ 0.95× C")
-        table.add(f"Echo server, {conns} connections: server CPU per message (one run)",
-                  ns(ours[1]), "; ".join(f"{label} {ns(f[1])}" for label, f in present),
-                  "; ".join(f"{ours[1] / f[1]:.2f}× {label}" for label, f in present if f[1]),
-                  "≤ 1.1× C")
+        ours_mps = median([f[("gevent_cpp", conns)][0] for f, _ in usable])
+        ours_cpu = median([f[("gevent_cpp", conns)][1] for f, _ in usable])
+        mps_cells, cpu_cells, base_mps, base_cpu = [], [], [], []
+        for label, name in labels:
+            pairs = [(f[("gevent_cpp", conns)], f[(name, conns)]) for f, _ in usable
+                     if f.get((name, conns)) and f[(name, conns)][0] > 0]
+            if not pairs:
+                continue
+            base_mps.append(f"{label} {median([b[0] for _, b in pairs]) / 1000:.0f}k")
+            mps_cells.append(f"{spread([o[0] / b[0] for o, b in pairs])} {label}")
+            with_cpu = [(o, b) for o, b in pairs if b[1] > 0]
+            if with_cpu:
+                base_cpu.append(f"{label} {ns(median([b[1] for _, b in with_cpu]))}")
+                cpu_cells.append(f"{spread([o[1] / b[1] for o, b in with_cpu])} {label}")
+        what = f"median of {len(usable)} runs" if len(usable) > 1 else "one run"
+        table.add(f"Echo server, {conns} connections: msgs/s ({what})", f"{ours_mps / 1000:.0f}k",
+                  "; ".join(base_mps), "; ".join(mps_cells), "≥ 0.95× C")
+        table.add(f"Echo server, {conns} connections: server CPU per message ({what})",
+                  ns(ours_cpu), "; ".join(base_cpu), "; ".join(cpu_cells), "≤ 1.1× C")
 
 
 def paired_rows(table, peers, rounds, seconds):
@@ -214,12 +248,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions and rounds")
     args = parser.parse_args()
-    reps, rounds, seconds = (2, 1, 2) if args.quick else (8, 6, 4)
+    reps, rounds, seconds, echo_runs = (2, 1, 2, 1) if args.quick else (8, 6, 4, 3)
     peers = Peers()
     table = Table()
     switch_rows(table, reps, peers)
     socketpair_row(table, reps)
-    echo_rows(table, peers, seconds + 1)
+    echo_rows(table, peers, seconds + 1, echo_runs)
     paired_rows(table, peers, rounds, seconds)
     uname = os.uname()
     print(f"{os.cpu_count()} CPUs, {uname.sysname} {uname.release}; medians of {reps} "

@@ -524,15 +524,19 @@ absl::StatusOr<Socket> Socket::FromFd(int fd, int family, int type) {
   return Socket(std::move(state));
 }
 
+absl::StatusOr<Socket> Socket::FromNewFd(int fd, int family, int type) {
+  absl::StatusOr<Socket> socket = FromFd(fd, family, type);
+  if (!socket.ok()) ::close(fd);
+  return socket;
+}
+
 absl::StatusOr<Socket> Socket::Create(int family, int type, int protocol) {
   int fd = ::socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
   if (fd < 0) {
     return MakeError("gevent::Socket::Create",
                      absl::StrCat("(family ", family, ", type ", type, ")"), errno);
   }
-  absl::StatusOr<Socket> socket = FromFd(fd, family, type);
-  if (!socket.ok()) ::close(fd);
-  return socket;
+  return FromNewFd(fd, family, type);
 }
 
 absl::StatusOr<Socket> Socket::Adopt(int fd) {
@@ -559,17 +563,13 @@ absl::StatusOr<std::pair<Socket, Socket>> Socket::Pair(int type, int family) {
   if (socketpair(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) != 0) {
     return MakeError("gevent::Socket::Pair", "", errno);
   }
-  absl::StatusOr<Socket> a = FromFd(fds[0], family, type);
+  absl::StatusOr<Socket> a = FromNewFd(fds[0], family, type);
   if (!a.ok()) {
-    ::close(fds[0]);
     ::close(fds[1]);
     return a.status();
   }
-  absl::StatusOr<Socket> b = FromFd(fds[1], family, type);
-  if (!b.ok()) {
-    ::close(fds[1]);  // fds[0] is a's, closed with it.
-    return b.status();
-  }
+  absl::StatusOr<Socket> b = FromNewFd(fds[1], family, type);
+  if (!b.ok()) return b.status();  // fds[0] is a's, closed with it.
   return std::make_pair(std::move(*a), std::move(*b));
 }
 
@@ -837,9 +837,7 @@ absl::StatusOr<Socket> Socket::Accept(SocketAddress* peer, IoTimeout timeout) {
     if (fd >= 0) {
       from.set_size(len);
       if (peer != nullptr) *peer = from;
-      absl::StatusOr<Socket> socket = FromFd(fd, state_->family, state_->type);
-      if (!socket.ok()) ::close(fd);
-      return socket;
+      return FromNewFd(fd, state_->family, state_->type);
     }
     int err = errno;
     if (err == EINTR || err == ECONNABORTED) continue;

@@ -293,7 +293,11 @@ class Socket {
   enum class WaitResult { kReady, kTimedOut, kClosed, kCancelled };
 
   explicit Socket(std::unique_ptr<State> state);
+  // FromFd builds the Socket for `fd` and registers it with the hub's epoll set; on failure
+  // the fd is left open (Adopt's contract). FromNewFd does the same for a descriptor made here
+  // (socket, accept4, socketpair) and closes it on failure, so no error path leaks it.
   static absl::StatusOr<Socket> FromFd(int fd, int family, int type);
+  static absl::StatusOr<Socket> FromNewFd(int fd, int family, int type);
   // WaitIo parks until `d` is ready or `deadline` passes (or a close, or CancelWait). On kClosed
   // the socket may be gone.
   WaitResult WaitIo(Direction& d, std::optional<absl::Time>* deadline,

@@ -6,6 +6,13 @@
 #   tools/paired_rounds.sh server  ROUNDS SECONDS CONNS   # //socket:echo_server vs epoll_echo
 #   tools/paired_rounds.sh client  ROUNDS SECONDS         # //loadgen vs pingpong_client (1000 conns)
 #
+# server: each round starts three servers — the C one, a second copy of it ("c2") and ours —
+# drives each in turn with the same client, and stops them. The order (of starting and of
+# driving) rotates every round, since on the VMs here the later of two identical servers measured
+# 2-6% faster over 16 rounds; use a multiple of 3 rounds. The copy's ratios are the floor to read
+# ours against: the same program on both sides, so they scatter only by what the machine does
+# (single rounds of identical servers differ by up to a third here, medians of 16 by up to 5%).
+#
 # Needs the peers built (PEERS_BIN, default /tmp/peers-bin, by ../shared/peers/build.sh) and the
 # project built with -c opt (GEVENT_BIN: a folder holding socket/echo_server and loadgen/loadgen
 # instead of bazel-bin). Prints one line per round and program, then the medians.
@@ -16,6 +23,10 @@
 # steadier than messages per second on a shared machine.
 set -euo pipefail
 MODE=${1:?server or client}; ROUNDS=${2:-6}; SECONDS_PER=${3:-4}; CONNS=${4:-1000}
+case "$MODE" in
+  server | client) ;;
+  *) echo "paired_rounds.sh: unknown mode '$MODE' (server or client)" >&2; exit 2 ;;
+esac
 PEERS=${PEERS_BIN:-/tmp/peers-bin}
 BIN=${GEVENT_BIN:-$(bazel info -c opt bazel-bin 2>/dev/null)}
 TCK=$(getconf CLK_TCK)
@@ -45,22 +56,33 @@ perf_split() {
       END {n = m * s + 1; printf "%.0f %.0f", u * 1e5 / n, k * 1e5 / n}'
 }
 
-# Both modes print: ROUND NAME MSGS_PER_S SERVER_CPU_NS_PER_MSG USER_NS KERNEL_NS
-# (server CPU only in server mode; user/kernel of the measured program with PERF=1).
-measure_server() {
-  local round=$1 name=$2 port=$3; shift 3
+# start_server NAME PORT CMD...: runs CMD in the background, its pid in SERVER_PID[NAME].
+declare -A SERVER_PID SERVER_PORT
+start_server() {
+  local name=$1 port=$2; shift 2
   "$@" >/dev/null 2>&1 &
-  local pid=$!
-  sleep 1
-  local c0 out c1 mps
-  c0=$(cpu_ticks $pid)
+  SERVER_PID[$name]=$!
+  SERVER_PORT[$name]=$port
+}
+stop_servers() {
+  local pid
+  for pid in "${SERVER_PID[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  SERVER_PID=()
+}
+
+# Every mode prints: ROUND NAME MSGS_PER_S SERVER_CPU_NS_PER_MSG USER_NS KERNEL_NS
+# (server CPU not in client mode; user/kernel of the measured program with PERF=1).
+
+# measure_server ROUND NAME: one round of the client against the running server NAME.
+measure_server() {
+  local round=$1 name=$2
+  local pid=${SERVER_PID[$name]} c0 out c1 mps split
+  c0=$(cpu_ticks "$pid")
   perf_begin
-  out=$("$PEERS/pingpong_client" 127.0.0.1 "$port" "$CONNS" 64 "$SECONDS_PER")
-  c1=$(cpu_ticks $pid)
+  out=$("$PEERS/pingpong_client" 127.0.0.1 "${SERVER_PORT[$name]}" "$CONNS" 64 "$SECONDS_PER")
+  c1=$(cpu_ticks "$pid")
   mps=${out#msgs_per_s=}; mps=${mps%% *}
-  local split
-  split=$(perf_split $pid "$mps")
-  kill $pid; wait $pid 2>/dev/null || true
+  split=$(perf_split "$pid" "$mps")
   echo "$round $name $mps $(( (c1 - c0) * 1000000000 / TCK / (mps * SECONDS_PER + 1) )) $split"
 }
 
@@ -78,10 +100,30 @@ measure_client() {
 }
 
 port=9600
+# start_round NAME...: starts the servers of a round in the order given, on fresh ports.
+start_round() {
+  local name
+  for name in "$@"; do
+    port=$((port + 1))
+    if [ "$name" = ours ]; then
+      start_server ours $port "$BIN/socket/echo_server" --port=$port
+    else
+      start_server "$name" $port "$PEERS/epoll_echo" $port
+    fi
+  done
+  sleep 0.5
+}
+trap 'stop_servers; rm -f "$OUT" "$OUT.perf" "$OUT.ratios"' EXIT
 for round in $(seq 1 "$ROUNDS"); do
   if [ "$MODE" = server ]; then
-    port=$((port + 1)); measure_server "$round" c "$port" "$PEERS/epoll_echo" "$port"
-    port=$((port + 1)); measure_server "$round" ours "$port" "$BIN/socket/echo_server" --port="$port"
+    case $((round % 3)) in
+      1) order="c c2 ours" ;;
+      2) order="c2 ours c" ;;
+      0) order="ours c c2" ;;
+    esac
+    start_round $order
+    for name in $order; do measure_server "$round" "$name"; done
+    stop_servers
   else
     port=$((port + 1))
     "$PEERS/epoll_echo" "$port" >/dev/null 2>&1 &
@@ -94,17 +136,30 @@ for round in $(seq 1 "$ROUNDS"); do
   fi
 done | tee "$OUT"
 
-# Per-round ratios of ours to c (messages per second, CPU per message), then their medians.
-awk '{v[$1" "$2] = $3; u[$1" "$2] = $4; r[$1] = 1}
-     END {for (k in r) if ((k" c") in v && (k" ours") in v && v[k" c"] > 0)
-            print v[k" ours"] / v[k" c"], (u[k" c"] > 0 ? u[k" ours"] / u[k" c"] : 0)}' "$OUT" > "$OUT.ratios"
-median() { sort -n | awk '{a[NR] = $1} END {printf "%.3f (%.3f..%.3f, %d rounds)", a[int((NR + 1) / 2)], a[1], a[NR], NR}'; }
+# Per-round ratios to c (messages per second, CPU per message) of ours and of the copy c2, then
+# their medians.
+ratios() {
+  awk -v x="$1" '{v[$1" "$2] = $3; u[$1" "$2] = $4; r[$1] = 1}
+     END {for (k in r) if ((k" c") in v && (k" "x) in v && v[k" c"] > 0)
+            print v[k" "x] / v[k" c"], (u[k" c"] > 0 ? u[k" "x] / u[k" c"] : 0)}' "$OUT"
+}
+median() {
+  sort -n | awk '{a[NR] = $1} END {m = NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
+    printf "%.3f (%.3f..%.3f, %d rounds)", m, a[1], a[NR], NR}'
+}
+ratios ours > "$OUT.ratios"
 echo "median msgs/s ratio $(cut -d' ' -f1 "$OUT.ratios" | median)"
 if [ "$MODE" = server ]; then
   echo "median server CPU per message ratio $(cut -d' ' -f2 "$OUT.ratios" | median)"
+  ratios c2 > "$OUT.ratios"
+  echo "noise floor (the C server against its copy): median msgs/s ratio" \
+    "$(cut -d' ' -f1 "$OUT.ratios" | median)"
+  echo "noise floor (the C server against its copy): median server CPU per message ratio" \
+    "$(cut -d' ' -f2 "$OUT.ratios" | median)"
 fi
 if [ "$PERF" = 1 ]; then
-  for name in c ours; do
+  names="c ours"; [ "$MODE" = server ] && names="c c2 ours"
+  for name in $names; do
     echo "median $name user ns per message $(awk -v n=$name '$2 == n {print $5}' "$OUT" | median)," \
       "kernel $(awk -v n=$name '$2 == n {print $6}' "$OUT" | median)"
   done

@@ -89,7 +89,7 @@ EchoServer::EchoServer(EchoServerOptions options)
 EchoServer::~EchoServer() { Stop(absl::ZeroDuration()); }
 
 absl::Status EchoServer::Start() {
-  if (server_ != nullptr) {
+  if (server_ != nullptr || local_ != nullptr) {
     return absl::FailedPreconditionError("gevent::EchoServer::Start: already started");
   }
   absl::StatusOr<SocketAddress> address = SocketAddress::FromIp(options_.host, options_.port);
@@ -100,11 +100,20 @@ absl::Status EchoServer::Start() {
   if (options_.threads == 0) {
     return absl::InvalidArgumentError("gevent::EchoServer::Start: threads must be >= 1");
   }
+  if (options_.on_calling_thread && options_.threads != 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "gevent::EchoServer::Start: on_calling_thread needs threads == 1, got ", options_.threads));
+  }
   StreamServerOptions server_options;
   server_options.backlog = options_.backlog;
   server_options.pool_size = options_.pool_size;
   server_options.stack = options_.stack;
   server_options.no_delay = true;
+  if (options_.on_calling_thread) {
+    local_ = std::make_unique<StreamServer>(*address, MakeEchoHandler(stats_, options_.echo),
+                                            server_options);
+    return local_->Start();
+  }
   server_ = std::make_unique<MultiThreadServer>(
       *address, MakeEchoHandler(stats_, options_.echo), options_.threads, server_options);
   return server_->Start();
@@ -112,16 +121,21 @@ absl::Status EchoServer::Start() {
 
 void EchoServer::Stop(absl::Duration grace) {
   if (server_ != nullptr) server_->Stop(grace);
+  if (local_ != nullptr) local_->Stop(grace);
 }
 
-uint16_t EchoServer::port() const { return server_ != nullptr ? server_->port() : 0; }
+uint16_t EchoServer::port() const { return address().port(); }
 
 SocketAddress EchoServer::address() const {
-  return server_ != nullptr ? server_->address() : SocketAddress();
+  if (server_ != nullptr) return server_->address();
+  if (local_ != nullptr) return local_->address();
+  return SocketAddress();
 }
 
 ServerStats EchoServer::server_stats() const {
-  return server_ != nullptr ? server_->stats() : ServerStats();
+  if (server_ != nullptr) return server_->stats();
+  if (local_ != nullptr) return local_->stats();
+  return ServerStats();
 }
 
 }  // namespace gevent

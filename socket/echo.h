@@ -87,10 +87,18 @@ struct EchoServerOptions {
   // stack: per-connection stacks; unguarded by default so that tens of thousands of connections
   // fit under vm.max_map_count (the echo handler needs only a few KiB of stack).
   greenlet::StackOptions stack{64 * 1024, greenlet::StackKind::kUnguarded};
+  // on_calling_thread: with threads == 1, serve on the hub of the thread that calls Start (a
+  // StreamServer) instead of a thread of its own; that thread must then run its hub's loop for
+  // anything to be served, and Start, Stop and the destructor must be called on it. What for: a
+  // process with one thread. Linux takes a reference on a socket's file for every system call
+  // on it (send, recv, epoll_wait) only when the process has more than one thread; with one, it
+  // borrows the file without an atomic. Start fails with InvalidArgument if threads != 1.
+  bool on_calling_thread = false;
 };
 
-// EchoServer: the echo service on its own threads (a MultiThreadServer). Start/Stop/stats are
-// for the owning thread, which need not run a hub.
+// EchoServer: the echo service on its own threads (a MultiThreadServer), or on the calling
+// thread's hub (EchoServerOptions::on_calling_thread). Start/Stop/stats are for the owning
+// thread, which need not run a hub unless on_calling_thread is set.
 class EchoServer {
  public:
   explicit EchoServer(EchoServerOptions options = {});
@@ -117,6 +125,7 @@ class EchoServer {
   EchoServerOptions options_;
   std::shared_ptr<EchoStats> stats_;
   std::unique_ptr<MultiThreadServer> server_;
+  std::unique_ptr<StreamServer> local_;  // on_calling_thread
 };
 
 }  // namespace gevent

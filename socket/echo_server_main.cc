@@ -15,6 +15,7 @@
 #include "absl/flags/usage.h"
 #include "absl/time/time.h"
 #include "core/watchers.h"
+#include "hub/event.h"
 #include "hub/hub.h"
 #include "socket/echo.h"
 
@@ -46,8 +47,15 @@ int main(int argc, char** argv) {
   // Signals are caught from before the server exists: a SIGTERM right after the "listening" line
   // must still give the summary. libev turns them into loop events on this thread.
   int received = 0;
-  gevent::SignalWatcher on_int(hub.loop(), SIGINT, [&] { received = SIGINT; });
-  gevent::SignalWatcher on_term(hub.loop(), SIGTERM, [&] { received = SIGTERM; });
+  gevent::Event signalled;
+  gevent::SignalWatcher on_int(hub.loop(), SIGINT, [&] {
+    received = SIGINT;
+    signalled.Set();
+  });
+  gevent::SignalWatcher on_term(hub.loop(), SIGTERM, [&] {
+    received = SIGTERM;
+    signalled.Set();
+  });
   on_int.Start();
   on_term.Start();
 
@@ -58,6 +66,9 @@ int main(int argc, char** argv) {
   options.pool_size = static_cast<size_t>(pool_size);
   options.backlog = absl::GetFlag(FLAGS_backlog);
   options.echo.buffer_size = static_cast<size_t>(buffer_size);
+  // One thread: the loop below serves the connections too, and the process stays
+  // single-threaded (see EchoServerOptions::on_calling_thread).
+  options.on_calling_thread = threads == 1;
   gevent::EchoServer server(options);
   if (absl::Status s = server.Start(); !s.ok()) {
     std::fprintf(stderr, "echo_server: %s\n", s.ToString().c_str());
@@ -67,7 +78,8 @@ int main(int argc, char** argv) {
               server.address().ToString().c_str(), threads);
   std::fflush(stdout);
 
-  while (received == 0) hub.loop().Run(gevent::RunMode::kOnce);
+  // Parks the main greenlet: the hub runs the loop (and, with one thread, the connections).
+  signalled.Wait();
   on_int.Stop();
   on_term.Stop();
 

@@ -232,6 +232,63 @@ TEST_F(EchoTest, EchoServerStopWithZeroGraceRightAfterClientsCloseUnwindsEveryHa
   }
 }
 
+// Threads of this process, from /proc.
+int ThreadCount(pid_t pid) {
+  FILE* status = std::fopen(absl::StrCat("/proc/", pid, "/status").c_str(), "r");
+  if (status == nullptr) return -1;
+  char line[256];
+  int threads = -1;
+  while (std::fgets(line, sizeof line, status) != nullptr) {
+    if (std::sscanf(line, "Threads: %d", &threads) == 1) break;
+  }
+  std::fclose(status);
+  return threads;
+}
+
+// on_calling_thread: the server is a StreamServer on the test's own hub, so the clients and the
+// handlers take turns on one thread, and Start makes no thread.
+TEST_F(EchoTest, EchoServerOnTheCallingThreadServesOnItsHub) {
+  EchoServerOptions options;
+  options.on_calling_thread = true;
+  EchoServer echo(options);
+  const int threads_before = ThreadCount(getpid());
+  ASSERT_TRUE(echo.Start().ok());
+  EXPECT_EQ(ThreadCount(getpid()), threads_before);
+  ASSERT_NE(echo.port(), 0);
+  EXPECT_EQ(echo.address().port(), echo.port());
+  std::vector<Socket> clients;
+  for (int i = 0; i < 8; ++i) {
+    absl::StatusOr<Socket> c = CreateConnection("127.0.0.1", echo.port(), absl::Seconds(30));
+    ASSERT_TRUE(c.ok()) << c.status();
+    clients.push_back(std::move(*c));
+  }
+  const std::string message = Pattern(100 * 1000);
+  for (Socket& c : clients) {
+    ASSERT_TRUE(c.SendAll(message).ok());
+    ASSERT_TRUE(c.Shutdown(SHUT_WR).ok());
+    EXPECT_TRUE(ReadAll(c) == message);
+  }
+  echo.Stop();
+  EXPECT_EQ(echo.server_stats().accepted, 8u);
+  EXPECT_EQ(echo.server_stats().active, 0u);
+  EXPECT_EQ(echo.stats().connections, 8u);
+  EXPECT_EQ(echo.stats().bytes, 8u * message.size());
+  // Stopped: nothing listens any more.
+  absl::StatusOr<Socket> late = CreateConnection("127.0.0.1", echo.port(), absl::Seconds(30));
+  EXPECT_FALSE(late.ok());
+}
+
+TEST_F(EchoTest, EchoServerOnTheCallingThreadNeedsOneThread) {
+  EchoServerOptions options;
+  options.on_calling_thread = true;
+  options.threads = 2;
+  EchoServer echo(options);
+  absl::Status s = echo.Start();
+  EXPECT_TRUE(absl::IsInvalidArgument(s));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("on_calling_thread needs threads == 1, got 2"));
+  EXPECT_EQ(echo.port(), 0);
+}
+
 TEST_F(EchoTest, EchoServerRejectsAHostName) {
   EchoServerOptions options;
   options.host = "localhost";
@@ -250,9 +307,12 @@ std::string EchoServerBinary() {
   return absl::StrCat(srcdir, "/", workspace, "/socket/echo_server");
 }
 
-TEST_F(EchoTest, BinaryPrintsASummaryAndExitsCleanlyOnSigterm) {
+// Runs the binary with --threads=`threads`, echoes one message, checks how many threads the
+// process has (`expect_threads`, or more than one with -1), then SIGTERM and the summary.
+void RunBinaryUntilSigterm(int threads, int expect_threads) {
   const std::string binary = EchoServerBinary();
   if (binary.empty() || access(binary.c_str(), X_OK) != 0) GTEST_SKIP() << "not run by Bazel";
+  const std::string threads_flag = absl::StrCat("--threads=", threads);
   int out[2];
   ASSERT_EQ(pipe(out), 0);
   const pid_t pid = fork();
@@ -261,14 +321,14 @@ TEST_F(EchoTest, BinaryPrintsASummaryAndExitsCleanlyOnSigterm) {
     dup2(out[1], STDOUT_FILENO);
     close(out[0]);
     close(out[1]);
-    execl(binary.c_str(), binary.c_str(), "--port=0", "--threads=2", nullptr);
+    execl(binary.c_str(), binary.c_str(), "--port=0", threads_flag.c_str(), nullptr);
     _exit(127);
   }
   close(out[1]);
   FILE* lines = fdopen(out[0], "r");
   ASSERT_NE(lines, nullptr);
   char line[512];
-  // "echo_server: listening on 127.0.0.1:<port> with 2 thread(s)"
+  // "echo_server: listening on 127.0.0.1:<port> with N thread(s)"
   ASSERT_NE(fgets(line, sizeof line, lines), nullptr);
   std::string first = line;
   ASSERT_THAT(first, HasSubstr("listening on 127.0.0.1:"));
@@ -284,6 +344,11 @@ TEST_F(EchoTest, BinaryPrintsASummaryAndExitsCleanlyOnSigterm) {
     ASSERT_TRUE(c->Shutdown(SHUT_WR).ok());
     EXPECT_EQ(ReadAll(*c), "hello");
   }
+  if (expect_threads > 0) {
+    EXPECT_EQ(ThreadCount(pid), expect_threads);
+  } else {
+    EXPECT_GT(ThreadCount(pid), 1);
+  }
   ASSERT_EQ(kill(pid, SIGTERM), 0);
   ASSERT_NE(fgets(line, sizeof line, lines), nullptr);
   EXPECT_THAT(std::string(line),
@@ -293,6 +358,16 @@ TEST_F(EchoTest, BinaryPrintsASummaryAndExitsCleanlyOnSigterm) {
   ASSERT_EQ(waitpid(pid, &status, 0), pid);
   EXPECT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+// With one server thread the process is single-threaded (the main thread's hub serves), so the
+// kernel needs no reference on a socket's file per system call.
+TEST_F(EchoTest, BinaryWithOneThreadIsASingleThreadedProcessAndExitsCleanlyOnSigterm) {
+  RunBinaryUntilSigterm(1, 1);
+}
+
+TEST_F(EchoTest, BinaryWithTwoThreadsPrintsASummaryAndExitsCleanlyOnSigterm) {
+  RunBinaryUntilSigterm(2, -1);
 }
 
 }  // namespace

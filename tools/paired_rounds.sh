@@ -11,7 +11,8 @@
 # driving) rotates every round, since on the VMs here the later of two identical servers measured
 # 2-6% faster over 16 rounds; use a multiple of 3 rounds. The copy's ratios are the floor to read
 # ours against: the same program on both sides, so they scatter only by what the machine does
-# (single rounds of identical servers differ by up to a third here, medians of 16 by up to 5%).
+# (single rounds of identical servers differ by up to a third here; medians of 24 rounds stayed
+# within 4% of 1 in eight sets).
 #
 # Needs the peers built (PEERS_BIN, default /tmp/peers-bin, by ../shared/peers/build.sh) and the
 # project built with -c opt (GEVENT_BIN: a folder holding socket/echo_server and loadgen/loadgen

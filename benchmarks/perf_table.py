@@ -24,6 +24,7 @@ import os
 import re
 import subprocess
 import sys
+from statistics import median
 
 
 def log(message):
@@ -137,12 +138,6 @@ def socketpair_row(table, reps):
               f"**{ours / epoll:.3f}×** epoll; {ours / libev:.2f}× bare libev", "≤ 1.1× epoll")
 
 
-def median(values):
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
-
-
 def spread(ratios):
     """The median of per-run ratios, with their range when there is more than one run."""
     text = f"{median(ratios):.2f}×"
@@ -201,7 +196,7 @@ def echo_rows(table, peers, seconds, runs):
                   ns(ours_cpu), "; ".join(base_cpu), "; ".join(cpu_cells), "≤ 1.1× C")
 
 
-def paired_rows(table, peers, server_rounds, client_rounds, seconds):
+def paired_rows(table, peers, server_rounds, server_seconds, client_rounds, seconds):
     """tools/paired_rounds.sh: ours and the C program alternating, medians of per-round ratios.
     The server rounds also drive a second copy of the C server, whose ratios to the first are
     the noise floor: how far from 1 the same protocol puts two identical programs."""
@@ -217,7 +212,6 @@ def paired_rows(table, peers, server_rounds, client_rounds, seconds):
         return dict(re.findall(r"^((?:noise floor .*?: )?median .+?) ratio (\S+ \(.+?\))$",
                                out, re.M))
 
-    server_seconds = max(2, seconds // 2)
     for conns in (1000, 100):
         r = paired("server", str(server_rounds), str(server_seconds), str(conns))
         floor = "noise floor (the C server against its copy): median "
@@ -256,15 +250,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions and rounds")
     args = parser.parse_args()
-    # Server rounds come in threes (the order of the three servers rotates).
+    # Server rounds come in threes (the order of the three servers rotates), 2 s per server.
     reps, server_rounds, client_rounds, seconds, echo_runs = (
         (2, 3, 1, 2, 1) if args.quick else (8, 24, 6, 4, 3))
+    server_seconds = 2
     peers = Peers()
     table = Table()
     switch_rows(table, reps, peers)
     socketpair_row(table, reps)
     echo_rows(table, peers, seconds + 1, echo_runs)
-    paired_rows(table, peers, server_rounds, client_rounds, seconds)
+    paired_rows(table, peers, server_rounds, server_seconds, client_rounds, seconds)
     uname = os.uname()
     print(f"{os.cpu_count()} CPUs, {uname.sysname} {uname.release}; medians of {reps} "
           f"interleaved repetitions for Google Benchmark rows\n")

@@ -114,7 +114,13 @@ start_round() {
   done
   sleep 0.5
 }
-trap 'stop_servers; rm -f "$OUT" "$OUT.perf" "$OUT.ratios"' EXIT
+# The rounds run in the pipeline's subshell, which owns the servers: its own traps stop them, so
+# that an interrupted run leaves none behind (background jobs of a script ignore SIGINT). tee
+# ignores SIGINT and ends when the subshell does, so that the subshell's last lines still have
+# somewhere to go.
+{
+trap stop_servers EXIT
+trap "exit 130" INT TERM
 for round in $(seq 1 "$ROUNDS"); do
   if [ "$MODE" = server ]; then
     case $((round % 3)) in
@@ -126,16 +132,14 @@ for round in $(seq 1 "$ROUNDS"); do
     for name in $order; do measure_server "$round" "$name"; done
     stop_servers
   else
-    port=$((port + 1))
-    "$PEERS/epoll_echo" "$port" >/dev/null 2>&1 &
-    server=$!
-    sleep 0.5
+    start_round c
     measure_client "$round" c "$PEERS/pingpong_client" 127.0.0.1 "$port" 1000 64 "$SECONDS_PER"
     measure_client "$round" ours "$BIN/loadgen/loadgen" --target=127.0.0.1:$port --clients=1000 \
       --duration="${SECONDS_PER}s" --warmup=1s
-    kill $server; wait $server 2>/dev/null || true
+    stop_servers
   fi
-done | tee "$OUT"
+done
+} | (trap '' INT; exec tee "$OUT")
 
 # Per-round ratios to c (messages per second, CPU per message) of ours and of the copy c2, then
 # their medians.

@@ -224,8 +224,23 @@ void Hub::RunForever() {
     // timeout (libev never passes "forever"), and the kernel's timeout set-up then costs more than
     // libev's whole loop turn (~0.2 us per poll on this machine); under load an event is nearly
     // always ready. Once a non-blocking poll finds nothing, the next poll blocks.
-    if (poll_first_) {
-      if (PollEdgesOnly()) continue;
+    //
+    // With an edge poller (sockets), its probe is that non-blocking poll. When the probe finds
+    // nothing, libev's own non-blocking poll is skipped: the sockets are the edge poller's, so it
+    // would nearly always find nothing too. And when a blocking poll then wakes at most one entry
+    // (one peer answered), the next turn blocks without probing first: a hub that serves one peer
+    // at a time makes two epoll_waits per wake-up (libev's, then the edge set's), not four.
+    if (poll_first_ && edge_poller_ != nullptr) {
+      if (!skip_edge_probe_) {
+        const EdgePoll found = PollEdgesOnly();
+        if (found == EdgePoll::kWorkQueued) continue;
+        if (found == EdgePoll::kWorkQueuedLibevDue) {
+          loop_->Run(RunMode::kNoWait);
+          libev_polled_ns_ = MonotonicNanos();
+          continue;
+        }
+      }
+    } else if (poll_first_) {
       const std::uint64_t resumes = stats_.resumes;
       loop_->Run(RunMode::kNoWait);
       libev_polled_ns_ = MonotonicNanos();
@@ -237,15 +252,15 @@ void Hub::RunForever() {
     ++stats_.blocking_polls;
     const bool alive = loop_->Run(RunMode::kOnce);
     libev_polled_ns_ = MonotonicNanos();
+    skip_edge_probe_ = ready_count_ <= 1;
     if (alive || ready_count_ > 0 || exiting_) continue;
     RaiseLoopExit();
   }
 }
 
-bool Hub::PollEdgesOnly() {
-  if (edge_poller_ == nullptr) return false;
+Hub::EdgePoll Hub::PollEdgesOnly() {
   const int found = edge_poller_->Dispatch();
-  if (ready_count_ == 0) return false;  // Nothing to run: libev's poll, which may block next.
+  if (ready_count_ == 0) return EdgePoll::kNothing;
   // Is libev due? A clock read costs about as much as a small poll's own work here, so it is
   // made once per kClockCheckEvery polls and events: every poll under load, every few polls of
   // a one-connection ping-pong.
@@ -253,11 +268,11 @@ bool Hub::PollEdgesOnly() {
   if (clock_check_credit_ >= kClockCheckEvery) {
     clock_check_credit_ = 0;
     if (MonotonicNanos() - libev_polled_ns_ >= absl::ToInt64Nanoseconds(kLibevPollEvery)) {
-      return false;
+      return EdgePoll::kWorkQueuedLibevDue;
     }
   }
   ++stats_.edge_polls;
-  return true;
+  return EdgePoll::kWorkQueued;
 }
 
 absl::StatusOr<EdgePoller*> Hub::CreateEdgePoller() {

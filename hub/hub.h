@@ -25,6 +25,9 @@
 // and skips libev's own poll — a system call — when that found work, unless libev has not been
 // polled for kLibevPollEvery (the clock is checked every few polls): timers and other watchers
 // are late by about that much at most, unless the greenlets between two polls run longer.
+// When that probe finds nothing, the hub blocks in libev's poll straight away; and when a
+// blocking poll wakes at most one entry (a hub serving one peer at a time), the next turn
+// blocks without probing: one blocking poll per wake-up, no empty non-blocking ones.
 //
 // LoopExit. When the queue is empty and the loop has no active watcher that keeps it alive,
 // nothing can ever wake a parked greenlet: the hub raises LoopExit ("would block forever") in the
@@ -159,7 +162,8 @@ struct HubStats {
   std::uint64_t direct_switches = 0;   // Parks that handed over straight to the next ready
                                        // greenlet (see "Scheduling" above).
   std::uint64_t ready_run = 0;         // Ready-queue entries run.
-  std::uint64_t polls = 0;             // I/O polls made by the hub (libev's or edge_polls).
+  std::uint64_t polls = 0;             // Hub loop turns that polled for I/O (libev, the edge
+                                       // poller, or its probe then libev's blocking poll).
   std::uint64_t blocking_polls = 0;    // Of those, the ones allowed to block (nothing was ready).
   std::uint64_t edge_polls = 0;        // Of those, the edge poller's alone (see "Scheduling").
   std::uint64_t callbacks_run = 0;     // Scheduled callbacks (Schedule) run.
@@ -333,9 +337,10 @@ class Hub {
   static void RunCallbackNode(internal::ReadyNode* node);
 
   absl::StatusOr<EdgePoller*> CreateEdgePoller();
-  // PollEdgesOnly: the busy hub's non-blocking poll of the edge poller alone (see "Scheduling");
-  // false when libev is due, or when it found nothing to run.
-  bool PollEdgesOnly();
+  // PollEdgesOnly: the busy hub's non-blocking poll of the edge poller alone (see "Scheduling").
+  // Requires an edge poller.
+  enum class EdgePoll { kNothing, kWorkQueued, kWorkQueuedLibevDue };
+  EdgePoll PollEdgesOnly();
 
   std::unique_ptr<Loop> owned_loop_;
   Loop* loop_;
@@ -353,6 +358,9 @@ class Hub {
   std::size_t since_poll_ = 0;
   // poll_first_: the next loop turn polls without blocking first (see RunForever).
   bool poll_first_ = true;
+  // skip_edge_probe_: the last blocking poll woke at most one entry, so the next turn blocks
+  // without probing the edge poller first (see RunForever).
+  bool skip_edge_probe_ = false;
   // True while the hub greenlet is suspended in RunReady's resume of a ready entry: a greenlet
   // that parks may then run the next entry itself (SwitchAway).
   bool resuming_ready_ = false;

@@ -8,6 +8,7 @@
 
 #include <cstdlib>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -228,6 +229,36 @@ TEST_F(SocketTest, TimersFireWhileSocketsAreAlwaysReady) {
   ponger->Join();
   EXPECT_GT(rounds, 0);
   EXPECT_LT(rounds, kGiveUp) << "the sleep did not end while the sockets were busy";
+}
+
+// A hub that waits for one peer at a time blocks in one poll per wake-up: it does not first
+// probe the sockets, then libev, both without blocking, and find nothing twice per message.
+TEST_F(SocketTest, AHubServingOnePeerBlocksOncePerWakeUpWithoutEmptyProbes) {
+  absl::StatusOr<std::pair<Socket, Socket>> pair = Socket::Pair();
+  ASSERT_TRUE(pair.ok()) << pair.status();
+  auto& [mine, theirs] = *pair;
+  const int peer_fd = theirs.Detach();
+  std::thread peer([peer_fd] {  // Blocking echo of one byte at a time, in another thread.
+    ASSERT_EQ(fcntl(peer_fd, F_SETFL, 0), 0);
+    char c;
+    while (read(peer_fd, &c, 1) == 1 && write(peer_fd, &c, 1) == 1) {
+    }
+    close(peer_fd);
+  });
+  constexpr int kRounds = 200;
+  const HubStats before = GetHub().stats();
+  for (int i = 0; i < kRounds; ++i) {
+    char c = 'x';
+    ASSERT_TRUE(mine.SendAll(absl::string_view(&c, 1)).ok());
+    ASSERT_EQ(*mine.RecvInto(&c, 1), 1u);
+  }
+  const HubStats after = GetHub().stats();
+  ASSERT_TRUE(mine.Close().ok());
+  peer.join();
+  // Each wake-up is one blocking poll; a non-blocking one may come first only before the hub
+  // has seen that a single peer is all it serves.
+  EXPECT_LE(after.polls - before.polls, static_cast<std::uint64_t>(kRounds) + 2);
+  EXPECT_LE((after.polls - after.blocking_polls) - (before.polls - before.blocking_polls), 2u);
 }
 
 TEST_F(SocketTest, AnOpenIdleSocketDoesNotKeepTheHubAlive) {

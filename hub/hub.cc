@@ -230,23 +230,19 @@ void Hub::RunForever() {
     // would nearly always find nothing too. And when a blocking poll then wakes at most one entry
     // (one peer answered), the next turn blocks without probing first: a hub that serves one peer
     // at a time makes two epoll_waits per wake-up (libev's, then the edge set's), not four.
-    if (poll_first_ && edge_poller_ != nullptr) {
-      if (!skip_edge_probe_) {
-        const EdgePoll found = PollEdgesOnly();
-        if (found == EdgePoll::kWorkQueued) continue;
-        if (found == EdgePoll::kWorkQueuedLibevDue) {
-          loop_->Run(RunMode::kNoWait);
-          libev_polled_ns_ = MonotonicNanos();
-          continue;
-        }
+    if (poll_first_) {
+      const NextPoll next = edge_poller_ == nullptr ? NextPoll::kLibevNoWait
+                            : skip_edge_probe_      ? NextPoll::kBlocking
+                                                    : PollEdgesOnly();
+      if (next == NextPoll::kNone) continue;
+      if (next == NextPoll::kLibevNoWait) {
+        const std::uint64_t resumes = stats_.resumes;
+        loop_->Run(RunMode::kNoWait);
+        libev_polled_ns_ = MonotonicNanos();
+        if (stats_.resumes != resumes || ready_count_ > 0 || exiting_) continue;
+        poll_first_ = false;
+        continue;
       }
-    } else if (poll_first_) {
-      const std::uint64_t resumes = stats_.resumes;
-      loop_->Run(RunMode::kNoWait);
-      libev_polled_ns_ = MonotonicNanos();
-      if (stats_.resumes != resumes || ready_count_ > 0 || exiting_) continue;
-      poll_first_ = false;
-      continue;
     }
     poll_first_ = true;
     ++stats_.blocking_polls;
@@ -258,9 +254,9 @@ void Hub::RunForever() {
   }
 }
 
-Hub::EdgePoll Hub::PollEdgesOnly() {
+Hub::NextPoll Hub::PollEdgesOnly() {
   const int found = edge_poller_->Dispatch();
-  if (ready_count_ == 0) return EdgePoll::kNothing;
+  if (ready_count_ == 0) return NextPoll::kBlocking;
   // Is libev due? A clock read costs about as much as a small poll's own work here, so it is
   // made once per kClockCheckEvery polls and events: every poll under load, every few polls of
   // a one-connection ping-pong.
@@ -268,11 +264,11 @@ Hub::EdgePoll Hub::PollEdgesOnly() {
   if (clock_check_credit_ >= kClockCheckEvery) {
     clock_check_credit_ = 0;
     if (MonotonicNanos() - libev_polled_ns_ >= absl::ToInt64Nanoseconds(kLibevPollEvery)) {
-      return EdgePoll::kWorkQueuedLibevDue;
+      return NextPoll::kLibevNoWait;  // With work queued: it runs next.
     }
   }
   ++stats_.edge_polls;
-  return EdgePoll::kWorkQueued;
+  return NextPoll::kNone;
 }
 
 absl::StatusOr<EdgePoller*> Hub::CreateEdgePoller() {

@@ -337,10 +337,12 @@ class Hub {
   static void RunCallbackNode(internal::ReadyNode* node);
 
   absl::StatusOr<EdgePoller*> CreateEdgePoller();
-  // PollEdgesOnly: the busy hub's non-blocking poll of the edge poller alone (see "Scheduling").
-  // Requires an edge poller.
-  enum class EdgePoll { kNothing, kWorkQueued, kWorkQueuedLibevDue };
-  EdgePoll PollEdgesOnly();
+  // What a loop turn polls after its non-blocking probe (see RunForever): nothing more (the
+  // probe queued work), libev without blocking, or libev blocking.
+  enum class NextPoll { kNone, kLibevNoWait, kBlocking };
+  // PollEdgesOnly: the busy hub's non-blocking poll of the edge poller alone (see "Scheduling"),
+  // and what to poll next. Requires an edge poller.
+  NextPoll PollEdgesOnly();
 
   std::unique_ptr<Loop> owned_loop_;
   Loop* loop_;

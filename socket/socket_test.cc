@@ -251,19 +251,19 @@ TEST_F(SocketTest, AHubServingOnePeerBlocksOncePerWakeUpWithoutEmptyProbes) {
   });
   constexpr int kRounds = 200;
   const HubStats before = GetHub().stats();
-  // No early return before the join: a failed round ends the loop instead.
-  bool echoed = true;
-  for (int i = 0; i < kRounds && echoed; ++i) {
+  auto round_trip = [&mine = mine] {
     char c = 'x';
-    absl::StatusOr<size_t> n = mine.SendAll(absl::string_view(&c, 1)).ok()
-                                   ? mine.RecvInto(&c, 1)
-                                   : absl::StatusOr<size_t>(0);
-    echoed = n.ok() && *n == 1 && c == 'x';
-  }
+    if (!mine.SendAll(absl::string_view(&c, 1)).ok()) return false;
+    absl::StatusOr<size_t> n = mine.RecvInto(&c, 1);
+    return n.ok() && *n == 1 && c == 'x';
+  };
+  // No early return before the join: a failed round ends the loop instead.
+  int rounds = 0;
+  while (rounds < kRounds && round_trip()) ++rounds;
   const HubStats after = GetHub().stats();
   EXPECT_TRUE(mine.Close().ok());
   peer.join();
-  ASSERT_TRUE(echoed);
+  ASSERT_EQ(rounds, kRounds) << "the echo failed";
   // Each wake-up is one blocking poll; a non-blocking one may come first only before the hub
   // has seen that a single peer is all it serves.
   EXPECT_LE(after.polls - before.polls, static_cast<std::uint64_t>(kRounds) + 2);

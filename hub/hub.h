@@ -37,7 +37,8 @@
 // Thread-safety: "hub thread only" for everything except RunCallbackThreadSafe, which any thread
 // may call. Greenlets never migrate between threads.
 //
-// Misuse that is reported (std::logic_error subclasses below, with a message naming the mistake):
+// Misuse that is reported (gevent::UsageError subclasses below, see base/errors.h; the message
+// names the mistake):
 // blocking from inside the hub (a loop callback that calls a blocking function), a second
 // greenlet waiting on a watcher that already has a waiter, and a parked greenlet resumed by a
 // switch that is not its wake-up (a foreign value).
@@ -60,6 +61,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "base/errors.h"
 #include "core/edge_poller.h"
 #include "core/loop.h"
 #include "core/watchers.h"
@@ -76,22 +78,22 @@ class LoopExit : public std::runtime_error {
 };
 
 // BlockingInHubError: a blocking call was made on the hub greenlet itself (from a loop callback).
-class BlockingInHubError : public std::logic_error {
+class BlockingInHubError : public UsageError {
  public:
-  using std::logic_error::logic_error;
+  using UsageError::UsageError;
 };
 
 // ConcurrentObjectUseError: a second greenlet tried to wait on something that already has a
 // waiter (gevent.exceptions.ConcurrentObjectUseError).
-class ConcurrentObjectUseError : public std::logic_error {
+class ConcurrentObjectUseError : public UsageError {
  public:
-  using std::logic_error::logic_error;
+  using UsageError::UsageError;
 };
 
 // InvalidSwitchError: a parked greenlet was switched into by something other than its wake-up.
-class InvalidSwitchError : public std::logic_error {
+class InvalidSwitchError : public UsageError {
  public:
-  using std::logic_error::logic_error;
+  using UsageError::UsageError;
 };
 
 class Hub;

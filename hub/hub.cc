@@ -42,11 +42,13 @@ __thread Hub* tls_hub = nullptr;
 }  // namespace internal
 using internal::tls_hub;
 
-Hub::Hub(std::unique_ptr<Loop> owned, Loop* loop)
+internal::Scheduler::Scheduler(std::unique_ptr<Loop> owned, Loop* loop)
     : owned_loop_(std::move(owned)),
       loop_(loop),
       greenlet_([this] { RunForever(); }, Greenlet::Main(),
-                greenlet::StackOptions{256 * 1024, greenlet::StackKind::kGuarded}) {
+                greenlet::StackOptions{256 * 1024, greenlet::StackKind::kGuarded}) {}
+
+Hub::Hub(std::unique_ptr<Loop> owned, Loop* loop) : Scheduler(std::move(owned), loop) {
   foreign_async_ = std::make_unique<AsyncWatcher>(*loop_, [this] {
     std::vector<absl::AnyInvocable<void()>> callbacks;
     {
@@ -133,7 +135,7 @@ void internal::ThrowInvalidSwitch(const std::any& value) {
 }
 
 void Hub::Schedule(absl::AnyInvocable<void()> fn) {
-  if (!fn) throw std::invalid_argument("gevent::Hub::Schedule: the callback is empty");
+  if (!fn) throw UsageError("gevent::Hub::Schedule: the callback is empty");
   auto* node = new CallbackNode;
   node->run = &Hub::RunCallbackNode;
   node->fn = std::move(fn);
@@ -147,7 +149,7 @@ void Hub::RunCallbackNode(internal::ReadyNode* node) {
 }
 
 void Hub::RunCallbackThreadSafe(absl::AnyInvocable<void()> fn) {
-  if (!fn) throw std::invalid_argument("gevent::Hub::RunCallbackThreadSafe: the callback is empty");
+  if (!fn) throw UsageError("gevent::Hub::RunCallbackThreadSafe: the callback is empty");
   {
     std::lock_guard<std::mutex> lock(foreign_mu_);
     foreign_.push_back(std::move(fn));
@@ -155,13 +157,13 @@ void Hub::RunCallbackThreadSafe(absl::AnyInvocable<void()> fn) {
   foreign_async_->Send();
 }
 
-void Hub::DrainReleasesSlow() {
+void internal::Scheduler::DrainReleasesSlow() {
   while (internal::ReadyNode* node = releases_.PopFront()) node->run(node);
 }
 
 // The same bookkeeping as SwitchAway's direct path, written again on purpose: sharing one helper
 // measurably slowed the inline yield path (code layout on that hot path).
-void Hub::HandOffAtFinish(Greenlet* self) {
+void internal::Scheduler::HandOffAtFinish(Greenlet* self) {
   if (!resuming_ready_ || since_poll_ >= kPollEvery || exiting_) return;
   internal::ReadyNode* next = ready_.front();
   if (next == nullptr || next->resume == nullptr || next->resume == self) return;
@@ -178,7 +180,7 @@ void Hub::HandOffAtFinish(Greenlet* self) {
 // Runs ready entries in FIFO order until the queue is empty or kPollEvery entries ran since the
 // last poll (a poll's own wake-ups do not count). Entries queued meanwhile join the tail, behind
 // everything already ready.
-void Hub::RunReady() {
+void internal::Scheduler::RunReady() {
   DrainReleases();
   while (since_poll_ < kPollEvery && !exiting_) {
     internal::ReadyNode* node = ready_.PopFront();
@@ -204,7 +206,7 @@ void Hub::RunReady() {
   }
 }
 
-void Hub::RunForever() {
+void internal::Scheduler::RunForever() {
   NoteRunning(&greenlet_);
   while (!exiting_) {
     DrainReleases();
@@ -254,7 +256,7 @@ void Hub::RunForever() {
   }
 }
 
-Hub::NextPoll Hub::PollEdgesOnly() {
+internal::Scheduler::NextPoll internal::Scheduler::PollEdgesOnly() {
   const int found = edge_poller_->Dispatch();
   if (ready_count_ == 0) return NextPoll::kBlocking;
   // Is libev due? A clock read costs about as much as a small poll's own work here, so it is
@@ -271,14 +273,14 @@ Hub::NextPoll Hub::PollEdgesOnly() {
   return NextPoll::kNone;
 }
 
-absl::StatusOr<EdgePoller*> Hub::CreateEdgePoller() {
+absl::StatusOr<EdgePoller*> internal::Scheduler::CreateEdgePoller() {
   absl::StatusOr<std::unique_ptr<EdgePoller>> poller = EdgePoller::Create(*loop_);
   if (!poller.ok()) return poller.status();
   edge_poller_ = std::move(*poller);
   return edge_poller_.get();
 }
 
-void Hub::RaiseLoopExit() {
+void internal::Scheduler::RaiseLoopExit() {
   Greenlet* target = joiner_ != nullptr ? joiner_ : Greenlet::Main();
   target->Throw(LoopExit(
       "gevent: this operation would block forever: the hub has no ready greenlets and no active "

@@ -133,7 +133,7 @@ void Hub::StartMonitor(MonitorOptions options) {
 
 void Hub::StopMonitor() { monitor_.reset(); }
 
-void Hub::WaitForMonitorRead(const greenlet::Greenlet* g) {
+void internal::Scheduler::WaitForMonitorRead(const greenlet::Greenlet* g) {
   // A sequentially consistent step of the epoch, then a look at what the monitor reads: either
   // the monitor sees the new epoch and leaves `g` alone, or this sees it reading and waits.
   epoch_.fetch_add(1, std::memory_order_seq_cst);

@@ -47,7 +47,9 @@ EdgePoller::~EdgePoller() {
 }
 
 absl::Status EdgePoller::Add(int fd, Handle* handle) {
-  return Control(EPOLL_CTL_ADD, fd, handle, EPOLLIN | EPOLLRDHUP | EPOLLET, "Add");
+  absl::Status added = Control(EPOLL_CTL_ADD, fd, handle, EPOLLIN | EPOLLRDHUP | EPOLLET, "Add");
+  if (added.ok()) handles_[fd] = handle;
+  return added;
 }
 
 absl::Status EdgePoller::WatchOutput(int fd, Handle* handle) {
@@ -94,6 +96,12 @@ absl::Status EdgePoller::Control(int op, int fd, Handle* handle, std::uint32_t e
 void EdgePoller::Remove(int fd) {
   // ENOENT / EBADF: not registered, or closed already (closing unregisters it).
   (void)epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+  handles_.erase(fd);
+}
+
+EdgePoller::Handle* EdgePoller::Find(int fd) const {
+  auto it = handles_.find(fd);
+  return it == handles_.end() ? nullptr : it->second;
 }
 
 int EdgePoller::Dispatch() {

@@ -36,6 +36,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "core/loop.h"
@@ -76,6 +77,9 @@ class EdgePoller {
   // Remove unregisters `fd` (a no-op for a descriptor that is not registered, or already closed).
   // No event for it is reported afterwards.
   void Remove(int fd);
+  // Find: the handle `fd` was added with, or null when it is not registered (one hash lookup;
+  // how a wait on an fd finds the registration of the socket that owns it).
+  Handle* Find(int fd) const;
 
   // Dispatch collects the ready descriptors without blocking and calls their handles. Returns
   // how many it reported (0 when none was ready; an epoll_wait failure other than EINTR is
@@ -92,6 +96,7 @@ class EdgePoller {
   Loop& loop_;
   const int epoll_fd_;
   IoWatcher watcher_;
+  absl::flat_hash_map<int, Handle*> handles_;  // Every registered fd (see Find).
   epoll_event events_[kMaxEvents];
 };
 

@@ -18,6 +18,7 @@
 #include "hub/hub.h"
 #include "hub/lock.h"
 #include "hub/spawn.h"
+#include "socket/resolve.h"
 #include "socket/socket.h"
 
 namespace loadgen {

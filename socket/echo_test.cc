@@ -20,6 +20,7 @@
 #include "hub/hub_test_fixture.h"
 #include "hub/spawn.h"
 #include "socket/server.h"
+#include "socket/resolve.h"
 #include "socket/socket.h"
 
 namespace gevent {

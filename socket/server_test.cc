@@ -16,6 +16,7 @@
 #include "hub/hub.h"
 #include "hub/hub_test_fixture.h"
 #include "hub/spawn.h"
+#include "socket/resolve.h"
 #include "socket/socket.h"
 
 namespace gevent {

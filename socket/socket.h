@@ -50,9 +50,7 @@
 #ifndef GEVENT_SOCKET_SOCKET_H_
 #define GEVENT_SOCKET_SOCKET_H_
 
-#include <netinet/in.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -67,100 +65,14 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "base/errno.h"
+#include "socket/address.h"
+#include "socket/io_timeout.h"
 
 namespace gevent {
 
-class ThreadPool;
-
-// SocketAddress: an IPv4, IPv6 or Unix-domain address (a sockaddr_storage and its length).
-// A value type; copyable. Default-constructed it is empty (family AF_UNSPEC).
-class SocketAddress {
- public:
-  SocketAddress() = default;
-
-  // Parse reads a numeric address:
-  //   "127.0.0.1:80"   IPv4 and port        ":80" / "*:80"   IPv4 any address (0.0.0.0)
-  //   "[::1]:80"       IPv6 and port        "[::]:80"        IPv6 any address
-  //   "/run/x.sock"    Unix path (anything starting with '/' or "./"), "unix:rel/path" also works
-  //   "@name"          Linux abstract Unix address
-  // Host names are not resolved here (see Resolve / CreateConnection). InvalidArgument, with the
-  // text and the problem, for anything else (missing or bad port, port > 65535, bad IP, a Unix
-  // path longer than sun_path).
-  static absl::StatusOr<SocketAddress> Parse(absl::string_view text);
-
-  // FromIp: a numeric IPv4 or IPv6 address (no brackets) and a port. InvalidArgument otherwise.
-  static absl::StatusOr<SocketAddress> FromIp(absl::string_view ip, uint16_t port);
-
-  // Loopback / Any: 127.0.0.1 or ::1 / 0.0.0.0 or :: with `port`; family AF_INET or AF_INET6.
-  static SocketAddress Loopback(uint16_t port, int family = AF_INET);
-  static SocketAddress Any(uint16_t port, int family = AF_INET);
-
-  // Unix: a Unix-domain path ('@' first: abstract). InvalidArgument if empty or too long.
-  static absl::StatusOr<SocketAddress> Unix(absl::string_view path);
-
-  // FromSockaddr copies `len` bytes of `addr` (len <= sizeof(sockaddr_storage), else empty).
-  static SocketAddress FromSockaddr(const sockaddr* addr, socklen_t len);
-
-  // family: AF_INET, AF_INET6, AF_UNIX or AF_UNSPEC (empty).
-  int family() const { return storage_.ss_family; }
-  bool empty() const { return len_ == 0; }
-  // port: the port of an IP address (host order), 0 for other families.
-  uint16_t port() const;
-  // WithPort: a copy with the port replaced (IP families only).
-  SocketAddress WithPort(uint16_t port) const;
-  // ip: "127.0.0.1" / "::1" (no brackets), "" for other families.
-  std::string ip() const;
-  // ToString: "127.0.0.1:80", "[::1]:80", "/path", "@abstract", "unix:(unnamed)", "(empty)".
-  // Parse(ToString()) gives the address back for IP, path and abstract addresses.
-  std::string ToString() const;
-
-  const sockaddr* sockaddr_ptr() const { return reinterpret_cast<const sockaddr*>(&storage_); }
-  sockaddr* mutable_sockaddr() { return reinterpret_cast<sockaddr*>(&storage_); }
-  socklen_t size() const { return len_; }
-  // set_size: after filling mutable_sockaddr() (e.g. by recvfrom).
-  void set_size(socklen_t len) { len_ = len; }
-  static constexpr socklen_t capacity() { return sizeof(sockaddr_storage); }
-
-  friend bool operator==(const SocketAddress& a, const SocketAddress& b);
-  friend bool operator!=(const SocketAddress& a, const SocketAddress& b) { return !(a == b); }
-
- private:
-  sockaddr_storage storage_{};
-  socklen_t len_ = 0;
-};
-
-// IoTimeout: the timeout of one call. Default-constructed: the socket's default (SetTimeout).
-// From a duration: that duration for this call (zero: do not park). From std::nullopt (or
-// Forever()): park as long as it takes, whatever the default.
-class IoTimeout {
- public:
-  constexpr IoTimeout() = default;
-  IoTimeout(absl::Duration d) : kind_(Kind::kDuration), duration_(d) {}  // NOLINT: implicit
-  constexpr IoTimeout(std::nullopt_t) : kind_(Kind::kForever) {}          // NOLINT: implicit
-  static constexpr IoTimeout Forever() { return IoTimeout(std::nullopt); }
-  static constexpr IoTimeout SocketDefault() { return IoTimeout(); }
-
-  // Resolve: the effective timeout, given the socket's default.
-  std::optional<absl::Duration> Resolve(std::optional<absl::Duration> socket_default) const {
-    switch (kind_) {
-      case Kind::kDefault:
-        return socket_default;
-      case Kind::kForever:
-        return std::nullopt;
-      case Kind::kDuration:
-        break;
-    }
-    return duration_;
-  }
-
- private:
-  enum class Kind { kDefault, kForever, kDuration };
-  Kind kind_ = Kind::kDefault;
-  absl::Duration duration_;
-};
-
-// SocketErrno: the errno recorded in a status returned by this package, if any.
-std::optional<int> SocketErrno(const absl::Status& status);
+// SocketErrno: the errno recorded in a status returned by this package, if any (ErrnoOf).
+inline std::optional<int> SocketErrno(const absl::Status& status) { return ErrnoOf(status); }
 
 class Socket {
  public:
@@ -288,9 +200,6 @@ class Socket {
 
  private:
   struct State;
-  struct Direction;
-  struct WaitNode;
-  enum class WaitResult { kReady, kTimedOut, kClosed, kCancelled };
 
   explicit Socket(std::unique_ptr<State> state);
   // FromFd builds the Socket for `fd` and registers it with the hub's epoll set; on failure
@@ -298,56 +207,12 @@ class Socket {
   // (socket, accept4, socketpair) and closes it on failure, so no error path leaks it.
   static absl::StatusOr<Socket> FromFd(int fd, int family, int type);
   static absl::StatusOr<Socket> FromNewFd(int fd, int family, int type);
-  // WaitIo parks until `d` is ready or `deadline` passes (or a close, or CancelWait). On kClosed
-  // the socket may be gone.
-  WaitResult WaitIo(Direction& d, std::optional<absl::Time>* deadline,
-                    std::optional<absl::Duration> timeout, const char* operation);
-  // WaitOrError: WaitIo mapped to a status (OK when ready). Touches nothing after a close.
-  absl::Status WaitOrError(Direction& d, std::optional<absl::Time>* deadline,
-                           std::optional<absl::Duration> timeout, const char* operation);
-  // WaitReady: WaitReadable / WaitWritable, polling the fd first unless the side was seen not
-  // ready with no event since (the edge rule, see Direction in socket.cc).
-  absl::Status WaitReady(Side side, const char* operation, IoTimeout timeout);
-  // WaitFailed: the status of a wait that did not end ready. Out of line, like the misuse errors
-  // of WaitIo: the frames between a parked greenlet's switch and its caller are what its wake-up
-  // reads first, and the hub prefetches only the first 1 KiB of them (Hub::PrefetchQueued).
-  ABSL_ATTRIBUTE_NOINLINE absl::Status WaitFailed(WaitResult result, Direction& d, int fd,
-                                                  std::optional<absl::Duration> timeout,
-                                                  const char* operation);
+  // Error: the status of a failed call, naming the socket's addresses (or `address`) and fd.
   absl::Status Error(const char* operation, int err) const;
   absl::Status Error(const char* operation, int err, const SocketAddress& address) const;
-  void WakeWaiters();
 
   std::unique_ptr<State> state_;
 };
-
-// ----- name resolution and client connections -----
-
-// Resolve looks `host` up with getaddrinfo on a worker thread (the calling greenlet parks; the
-// hub keeps running) and returns its addresses with `port`, in getaddrinfo's order. A numeric
-// host is parsed without a thread. `family`: AF_UNSPEC (both), AF_INET or AF_INET6. `pool`: the
-// thread pool to use (its hub must be this thread's); null makes a one-thread pool for the call.
-// Errors: NotFound "gevent::Resolve <host>: <gai text>" and friends; DeadlineExceeded. Note: a
-// lookup that times out still occupies its worker until getaddrinfo returns (with a null pool,
-// the call returns only then).
-absl::StatusOr<std::vector<SocketAddress>> Resolve(
-    absl::string_view host, uint16_t port, int family = AF_UNSPEC,
-    std::optional<absl::Duration> timeout = std::nullopt, ThreadPool* pool = nullptr);
-
-// CreateConnectionOptions: what CreateConnection does besides connecting.
-struct CreateConnectionOptions {
-  bool no_delay = true;                       // TCP_NODELAY on the connected socket
-  std::optional<SocketAddress> source;        // bind to this first (gevent's source_address)
-  ThreadPool* resolver_pool = nullptr;        // see Resolve
-};
-
-// CreateConnection resolves `host` and connects to each address in turn until one works
-// (gevent.socket.create_connection). `timeout` bounds the whole call (resolution included) and
-// becomes the connected socket's default timeout. When every address fails, the error of the
-// last one is returned, prefixed "gevent::CreateConnection <host>:<port>: ".
-absl::StatusOr<Socket> CreateConnection(absl::string_view host, uint16_t port,
-                                        std::optional<absl::Duration> timeout = std::nullopt,
-                                        const CreateConnectionOptions& options = {});
 
 }  // namespace gevent
 

@@ -1,0 +1,70 @@
+#include "socket/wait.h"
+
+#include <errno.h>
+#include <poll.h>
+
+#include "absl/strings/str_cat.h"
+#include "base/errno.h"
+#include "base/syscall.h"
+#include "hub/hub.h"
+#include "socket/internal/readiness.h"
+
+namespace gevent {
+namespace {
+
+using internal::Readiness;
+using internal::Side;
+
+absl::Status WaitFor(int fd, Side side, std::optional<absl::Duration> timeout,
+                     const char* operation) {
+  if (fd < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(operation, ": fd must be >= 0, got ", fd));
+  }
+  Hub& hub = GetHub();
+  if (Readiness* owned = Readiness::Find(fd)) return owned->WaitReady(side, timeout, operation);
+  // Nothing in the stack has this fd registered: ask the kernel, and register it only to wait.
+  const short events = side == Side::kRead    ? POLLIN
+                       : side == Side::kWrite ? POLLOUT
+                                              : POLLIN | POLLOUT;
+  const int n = sys::PollNow(fd, events);
+  if (n < 0) return ErrnoError(errno, operation, absl::StrCat("(fd ", fd, ")"));
+  if (n > 0) return absl::OkStatus();
+  absl::StatusOr<EdgePoller*> poller = hub.edge_poller();
+  if (!poller.ok()) return poller.status();
+  Readiness readiness(hub, **poller, fd, /*stream=*/false);
+  readiness.set_transient();
+  if (absl::Status registered = readiness.Register(); !registered.ok()) return registered;
+  // Registering reports the fd's state as of now: a change since the poll above is not lost.
+  std::optional<absl::Time> deadline;
+  return readiness.Wait(side, &deadline, timeout, operation);
+}
+
+}  // namespace
+
+absl::Status WaitRead(int fd, std::optional<absl::Duration> timeout) {
+  return WaitFor(fd, Side::kRead, timeout, "gevent::WaitRead");
+}
+
+absl::Status WaitWrite(int fd, std::optional<absl::Duration> timeout) {
+  return WaitFor(fd, Side::kWrite, timeout, "gevent::WaitWrite");
+}
+
+absl::Status WaitReadWrite(int fd, std::optional<absl::Duration> timeout) {
+  return WaitFor(fd, Side::kEither, timeout, "gevent::WaitReadWrite");
+}
+
+int CancelWait(int fd) {
+  return CancelWait(fd, ErrnoError(EBADF, "gevent::CancelWait", absl::StrCat("(fd ", fd, ")"),
+                                   "File descriptor was closed in another greenlet: "));
+}
+
+int CancelWait(int fd, absl::Status error) {
+  if (error.ok()) throw UsageError("gevent::CancelWait: the error must not be OK");
+  Readiness* readiness = Readiness::Find(fd);
+  if (readiness == nullptr) return 0;
+  // A wait's own registration goes now: the caller is about to close the fd.
+  if (readiness->transient()) readiness->Unregister();
+  return readiness->Cancel(Side::kEither, std::move(error));
+}
+
+}  // namespace gevent

@@ -14,6 +14,10 @@
 # (single rounds of identical servers differ by up to a third here; medians of 24 rounds stayed
 # within 4% of 1 in eight sets).
 #
+# BASE_BIN=folder: a second build of ours (say, the commit before a change, built with -c opt)
+# joins every server round as "base", so that a change is measured before and after in one run;
+# the order then rotates over four, so use a multiple of 4 rounds.
+#
 # Needs the peers built (PEERS_BIN, default /tmp/peers-bin, by ../shared/peers/build.sh) and the
 # project built with -c opt (GEVENT_BIN: a folder holding socket/echo_server and loadgen/loadgen
 # instead of bazel-bin). Prints one line per round and program, then the medians.
@@ -32,6 +36,7 @@ PEERS=${PEERS_BIN:-/tmp/peers-bin}
 BIN=${GEVENT_BIN:-$(bazel info -c opt bazel-bin 2>/dev/null)}
 TCK=$(getconf CLK_TCK)
 PERF=${PERF:-0}
+BASE=${BASE_BIN:-}
 PERF_SECONDS=$((SECONDS_PER > 3 ? SECONDS_PER - 2 : 1))
 OUT=$(mktemp)
 trap 'rm -f "$OUT" "$OUT.perf" "$OUT.ratios"' EXIT
@@ -108,6 +113,8 @@ start_round() {
     port=$((port + 1))
     if [ "$name" = ours ]; then
       start_server ours $port "$BIN/socket/echo_server" --port=$port
+    elif [ "$name" = base ]; then
+      start_server base $port "$BASE/socket/echo_server" --port=$port
     else
       start_server "$name" $port "$PEERS/epoll_echo" $port
     fi
@@ -123,11 +130,10 @@ trap stop_servers EXIT
 trap "exit 130" INT TERM
 for round in $(seq 1 "$ROUNDS"); do
   if [ "$MODE" = server ]; then
-    case $((round % 3)) in
-      1) order="c c2 ours" ;;
-      2) order="c2 ours c" ;;
-      0) order="ours c c2" ;;
-    esac
+    # Rotate the order by one every round.
+    names=(c c2 ours); [ -n "$BASE" ] && names+=(base)
+    shift_by=$(( (round - 1) % ${#names[@]} ))
+    order="${names[*]:$shift_by} ${names[*]:0:$shift_by}"
     start_round $order
     for name in $order; do measure_server "$round" "$name"; done
     stop_servers
@@ -156,6 +162,11 @@ ratios ours > "$OUT.ratios"
 echo "median msgs/s ratio $(cut -d' ' -f1 "$OUT.ratios" | median)"
 if [ "$MODE" = server ]; then
   echo "median server CPU per message ratio $(cut -d' ' -f2 "$OUT.ratios" | median)"
+  if [ -n "$BASE" ]; then
+    ratios base > "$OUT.ratios"
+    echo "base (BASE_BIN): median msgs/s ratio $(cut -d' ' -f1 "$OUT.ratios" | median)"
+    echo "base (BASE_BIN): median server CPU per message ratio $(cut -d' ' -f2 "$OUT.ratios" | median)"
+  fi
   ratios c2 > "$OUT.ratios"
   echo "noise floor (the C server against its copy): median msgs/s ratio" \
     "$(cut -d' ' -f1 "$OUT.ratios" | median)"
@@ -163,7 +174,7 @@ if [ "$MODE" = server ]; then
     "$(cut -d' ' -f2 "$OUT.ratios" | median)"
 fi
 if [ "$PERF" = 1 ]; then
-  names="c ours"; [ "$MODE" = server ] && names="c c2 ours"
+  names="c ours"; [ "$MODE" = server ] && names="c c2 ours${BASE:+ base}"
   for name in $names; do
     echo "median $name user ns per message $(awk -v n=$name '$2 == n {print $5}' "$OUT" | median)," \
       "kernel $(awk -v n=$name '$2 == n {print $6}' "$OUT" | median)"

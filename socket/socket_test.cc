@@ -1,5 +1,5 @@
 #include "socket/socket.h"
-#include "socket/resolve.h"
+#include "socket/testing.h"
 
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -31,18 +31,10 @@ using ::testing::HasSubstr;
 static_assert(!std::is_copy_constructible_v<Socket>);
 static_assert(std::is_nothrow_move_constructible_v<Socket>);
 static_assert(std::is_nothrow_move_assignable_v<Socket>);
-static_assert(std::is_copy_constructible_v<SocketAddress>);
 
 class SocketTest : public HubTestFixture {};
 
-// A listening TCP socket on the loopback of `family`, port chosen by the kernel.
-Socket Listener(int family = AF_INET, int backlog = 16) {
-  absl::StatusOr<Socket> s = Socket::Create(family, SOCK_STREAM);
-  EXPECT_TRUE(s.ok()) << s.status();
-  EXPECT_TRUE(s->Bind(SocketAddress::Loopback(0, family)).ok());
-  EXPECT_TRUE(s->Listen(backlog).ok());
-  return std::move(*s);
-}
+using testing::Listener;
 
 bool HaveIpv6Loopback() {
   int fd = ::socket(AF_INET6, SOCK_STREAM, 0);
@@ -71,59 +63,6 @@ std::string Pattern(size_t n) {
   for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>('a' + (i * 7 + i / 251) % 26);
   return s;
 }
-
-// ----- SocketAddress -----
-
-TEST_F(SocketTest, ParsesNumericAddressesAndPrintsThemBack) {
-  for (const char* text : {"127.0.0.1:80", "[::1]:8080", "0.0.0.0:0", "[::]:65535",
-                           "/tmp/x.sock", "@abstract-name"}) {
-    absl::StatusOr<SocketAddress> a = SocketAddress::Parse(text);
-    ASSERT_TRUE(a.ok()) << text << ": " << a.status();
-    EXPECT_EQ(a->ToString(), text);
-    absl::StatusOr<SocketAddress> again = SocketAddress::Parse(a->ToString());
-    ASSERT_TRUE(again.ok());
-    EXPECT_EQ(*again, *a);
-  }
-  absl::StatusOr<SocketAddress> any = SocketAddress::Parse(":9000");
-  ASSERT_TRUE(any.ok());
-  EXPECT_EQ(any->ToString(), "0.0.0.0:9000");
-  EXPECT_EQ(any->family(), AF_INET);
-  EXPECT_EQ(SocketAddress::Parse("[::1]:7")->family(), AF_INET6);
-  EXPECT_EQ(SocketAddress::Parse("[::1]:7")->port(), 7);
-  EXPECT_EQ(SocketAddress::Parse("unix:rel.sock")->ToString(), "rel.sock");
-  EXPECT_EQ(SocketAddress().ToString(), "(empty)");
-}
-
-TEST_F(SocketTest, RejectsBadAddressStringsWithTheReason) {
-  struct Case {
-    const char* text;
-    const char* reason;
-  } cases[] = {
-      {"", "empty address"},
-      {"127.0.0.1", "expected host:port"},
-      {"127.0.0.1:", "missing port"},
-      {"127.0.0.1:65536", "bad port \"65536\""},
-      {"127.0.0.1:-1", "bad port"},
-      {"127.0.0.1:8x", "bad port"},
-      {"300.1.1.1:80", "is not a numeric IP address"},
-      {"example.com:80", "host names are resolved by gevent::Resolve"},
-      {"::1:80", "an IPv6 address needs brackets"},
-      {"[::1:80", "missing ']'"},
-      {"[::1]80", "expected \":port\" after ']'"},
-      {"[1.2.3.4]:80", "brackets hold an IPv6 address"},
-  };
-  for (const Case& c : cases) {
-    absl::StatusOr<SocketAddress> a = SocketAddress::Parse(c.text);
-    ASSERT_FALSE(a.ok()) << c.text;
-    EXPECT_TRUE(absl::IsInvalidArgument(a.status())) << a.status();
-    EXPECT_THAT(std::string(a.status().message()), HasSubstr(c.reason)) << c.text;
-  }
-  absl::StatusOr<SocketAddress> long_path = SocketAddress::Unix("/" + std::string(200, 'x'));
-  ASSERT_FALSE(long_path.ok());
-  EXPECT_THAT(std::string(long_path.status().message()), HasSubstr("is too long"));
-}
-
-// ----- TCP -----
 
 TEST_F(SocketTest, TcpIpv4RoundTripAndAddresses) {
   auto [client, server] = ConnectedPair(AF_INET);
@@ -803,52 +742,6 @@ TEST_F(SocketTest, OptionsRoundTrip) {
   absl::Status bad = client.SetOption(SOL_SOCKET, 12345, 1);
   EXPECT_FALSE(bad.ok());
   EXPECT_THAT(std::string(bad.message()), HasSubstr("option 12345"));
-}
-
-// ----- resolution and CreateConnection -----
-
-TEST_F(SocketTest, CreateConnectionToANumericAddress) {
-  Socket listener = Listener();
-  const uint16_t port = listener.LocalAddress()->port();
-  absl::StatusOr<Socket> c = CreateConnection("127.0.0.1", port, absl::Seconds(5));
-  ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ(c->timeout(), absl::Seconds(5));
-  EXPECT_EQ(*c->GetOption(IPPROTO_TCP, TCP_NODELAY), 1);
-  absl::StatusOr<Socket> accepted = listener.Accept();
-  ASSERT_TRUE(accepted.ok());
-}
-
-TEST_F(SocketTest, CreateConnectionResolvesOnAThreadPool) {
-  Socket listener = Listener();
-  const uint16_t port = listener.LocalAddress()->port();
-  ThreadPool pool(1);
-  CreateConnectionOptions options;
-  options.resolver_pool = &pool;
-  // "localhost" may resolve to ::1 first, where nobody listens: the next address is tried.
-  absl::StatusOr<Socket> c = CreateConnection("localhost", port, absl::Seconds(5), options);
-  ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ(c->PeerAddress()->ToString(), absl::StrCat("127.0.0.1:", port));
-}
-
-TEST_F(SocketTest, CreateConnectionReportsTheLastError) {
-  absl::StatusOr<Socket> holder = Socket::Create(AF_INET, SOCK_STREAM);
-  ASSERT_TRUE(holder->Bind(SocketAddress::Loopback(0)).ok());
-  const uint16_t port = holder->LocalAddress()->port();
-  absl::StatusOr<Socket> c = CreateConnection("127.0.0.1", port);
-  ASSERT_FALSE(c.ok());
-  EXPECT_THAT(std::string(c.status().message()),
-              HasSubstr(absl::StrCat("gevent::CreateConnection 127.0.0.1:", port, ": ")));
-  EXPECT_THAT(std::string(c.status().message()), HasSubstr("[ECONNREFUSED]"));
-  EXPECT_EQ(SocketErrno(c.status()), ECONNREFUSED);
-}
-
-TEST_F(SocketTest, ResolveParsesNumericHostsWithoutAThread) {
-  absl::StatusOr<std::vector<SocketAddress>> r = Resolve("::1", 53);
-  ASSERT_TRUE(r.ok());
-  ASSERT_EQ(r->size(), 1u);
-  EXPECT_EQ((*r)[0].ToString(), "[::1]:53");
-  EXPECT_TRUE(absl::IsInvalidArgument(Resolve("::1", 53, AF_INET).status()));
-  EXPECT_TRUE(absl::IsInvalidArgument(Resolve("", 53).status()));
 }
 
 }  // namespace

@@ -161,5 +161,19 @@ TEST_F(EdgePollerTest, AddRejectsBadArgumentsAndDescriptorsEpollCannotWatch) {
   EXPECT_EQ(closed.code(), absl::StatusCode::kInvalidArgument) << closed;
 }
 
+TEST_F(EdgePollerTest, FindReturnsTheHandleOfARegisteredDescriptorOnly) {
+  Recorder r;
+  EXPECT_EQ(poller->Find(pipe.read_fd), nullptr);
+  ASSERT_TRUE(poller->Add(pipe.read_fd, &r).ok());
+  EXPECT_EQ(poller->Find(pipe.read_fd), &r);
+  EXPECT_EQ(poller->Find(pipe.write_fd), nullptr);
+  // A failed Add registers nothing.
+  Recorder other;
+  EXPECT_FALSE(poller->Add(pipe.read_fd, &other).ok());
+  EXPECT_EQ(poller->Find(pipe.read_fd), &r);
+  poller->Remove(pipe.read_fd);
+  EXPECT_EQ(poller->Find(pipe.read_fd), nullptr);
+}
+
 }  // namespace
 }  // namespace gevent

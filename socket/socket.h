@@ -3,8 +3,9 @@
 // A Socket owns a non-blocking file descriptor (TCP over IPv4/IPv6, UDP, Unix-domain). Its calls
 // look blocking: when the kernel says EAGAIN, the calling greenlet parks on the hub until the fd
 // is ready or the timeout expires; other greenlets of the thread run meanwhile. Readiness comes
-// from the hub's edge-triggered epoll set (core/edge_poller.h, one registration per socket, made
-// when the Socket is created), not from libev io watchers.
+// from the hub's edge-triggered epoll set (one registration per socket, made when the Socket is
+// created; socket/internal/readiness.h), not from libev io watchers. gevent::WaitRead and friends
+// (socket/wait.h) wait on a socket's fd through the same registration.
 //
 //   absl::StatusOr<gevent::Socket> s = gevent::CreateConnection("127.0.0.1", 8080, absl::Seconds(5));
 //   if (!s.ok()) return s.status();
@@ -25,21 +26,23 @@
 // time the call parks. Expiry (and "would block" under a zero timeout) is
 // absl::DeadlineExceededError.
 //
-// Errors. absl::Status with "gevent::Socket::<Operation> <address>: <errno text> [<ERRNO>]"; the
-// errno is attached (SocketErrno). Codes: refused/reset/broken pipe/unreachable → Unavailable;
-// timeouts → DeadlineExceeded; out of fds or memory → ResourceExhausted; address in use →
-// AlreadyExists; bad arguments → InvalidArgument; closed socket → FailedPrecondition; permission →
-// PermissionDenied; other errnos → Unknown.
+// Errors (the stack's rule: base/errors.h). absl::Status with "gevent::Socket::<Operation>
+// <address>: <errno text> [<ERRNO>]"; the errno is attached (SocketErrno, ErrnoOf). Codes:
+// refused/reset/broken pipe/unreachable → Unavailable; timeouts → DeadlineExceeded; out of fds or
+// memory → ResourceExhausted; address in use → AlreadyExists; bad arguments → InvalidArgument;
+// closed socket → FailedPrecondition; permission → PermissionDenied; other errnos as
+// absl::ErrnoToStatus maps them (base/errno.h).
 //
 // Closing. Close() (or the destructor, or Detach) while other greenlets are parked on the socket
 // wakes them at once: their calls return FailedPrecondition "File descriptor was closed in another
 // greenlet [EBADF]" (gevent's cancel_wait). They never touch the socket object again, so it may be
 // destroyed right after.
 //
-// Misuse. Two greenlets waiting to read (or two waiting to write) on one socket at once is a
-// programming error: the second throws gevent::ConcurrentObjectUseError (hub/hub.h) naming the
-// socket. One reader and one writer at once are fine. A blocking call from the hub greenlet (a
-// loop callback) throws BlockingInHubError. Calls on a closed or moved-from socket return
+// Misuse (gevent::UsageError subclasses). Two greenlets waiting to read (or two waiting to write)
+// on one socket at once is a programming error: the second throws ConcurrentObjectUseError
+// (hub/hub.h) naming the socket. One reader and one writer at once are fine. A blocking call from
+// the hub greenlet (a loop callback) throws BlockingInHubError; a wait on a socket of another
+// thread's hub throws UsageError. Calls on a closed or moved-from socket return
 // FailedPrecondition "the socket is closed [EBADF]".
 //
 // Lifetime and thread-safety: hub thread only. A Socket belongs to the hub of the thread that

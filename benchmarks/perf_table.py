@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The README's performance table, measured in one run: `bazel run //benchmarks:perf_table`.
+"""The table of docs/performance.md, measured in one run: `bazel run //benchmarks:perf_table`.
 
 Every row is a ratio against a baseline measured in the same run, since these machines are shared
 and noisy:

@@ -4,32 +4,18 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <stdexcept>
 #include <string>
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
+#include "base/errno.h"
+#include "base/errors.h"
 
 namespace gevent {
-namespace {
-
-std::string ErrnoText(int err) {
-  char buf[256];
-  return absl::StrCat(strerror_r(err, buf, sizeof buf), " [errno ", err, "]");
-}
-
-}  // namespace
 
 absl::StatusOr<std::unique_ptr<EdgePoller>> EdgePoller::Create(Loop& loop) {
   const int fd = epoll_create1(EPOLL_CLOEXEC);
-  if (fd < 0) {
-    const int err = errno;
-    const std::string message = absl::StrCat("gevent::EdgePoller: epoll_create1: ", ErrnoText(err));
-    if (err == EMFILE || err == ENFILE || err == ENOMEM) {
-      return absl::ResourceExhaustedError(message);
-    }
-    return absl::InternalError(message);
-  }
+  if (fd < 0) return ErrnoError(errno, "gevent::EdgePoller::Create", "", "epoll_create1: ");
   return std::unique_ptr<EdgePoller>(new EdgePoller(loop, fd));
 }
 
@@ -60,11 +46,10 @@ absl::Status EdgePoller::WatchOutput(int fd, Handle* handle) {
 absl::Status EdgePoller::Control(int op, int fd, Handle* handle, std::uint32_t events,
                                  const char* what) {
   if (fd < 0) {
-    throw std::invalid_argument(
-        absl::StrCat("gevent::EdgePoller::", what, ": fd must be >= 0, got ", fd));
+    throw UsageError(absl::StrCat("gevent::EdgePoller::", what, ": fd must be >= 0, got ", fd));
   }
   if (handle == nullptr || handle->on_events == nullptr) {
-    throw std::invalid_argument(
+    throw UsageError(
         absl::StrCat("gevent::EdgePoller::", what, ": the handle and its on_events must be set"));
   }
   epoll_event event{};
@@ -72,23 +57,12 @@ absl::Status EdgePoller::Control(int op, int fd, Handle* handle, std::uint32_t e
   event.data.ptr = handle;
   if (epoll_ctl(epoll_fd_, op, fd, &event) != 0) {
     const int err = errno;
-    const std::string message =
-        absl::StrCat("gevent::EdgePoller::", what, " (fd ", fd, "): ", ErrnoText(err));
-    switch (err) {
-      case EEXIST:
-        return absl::AlreadyExistsError(message);
-      case ENOENT:
-        return absl::NotFoundError(message);
-      case EPERM:  // A descriptor epoll cannot watch, such as a regular file.
-      case EBADF:
-      case EINVAL:
-        return absl::InvalidArgumentError(message);
-      case ENOMEM:
-      case ENOSPC:
-        return absl::ResourceExhaustedError(message);
-      default:
-        return absl::InternalError(message);
-    }
+    absl::Status status = ErrnoError(err, absl::StrCat("gevent::EdgePoller::", what),
+                                     absl::StrCat("(fd ", fd, ")"));
+    // epoll's EPERM: a descriptor it cannot watch, such as a regular file — a bad value, not a
+    // permission.
+    if (err == EPERM) return WithErrno(absl::InvalidArgumentError(status.message()), err);
+    return status;
   }
   return absl::OkStatus();
 }

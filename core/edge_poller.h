@@ -24,10 +24,12 @@
 // descriptor closed, when no other descriptor refers to the same file) before the Handle is
 // destroyed. Thread-safety: loop thread only, like the Loop.
 //
-// Misuse: Add or WatchOutput of a negative fd or a null handle throws std::invalid_argument; Add
-// of a descriptor that is already registered, or that epoll cannot watch (a regular file), and
-// WatchOutput of one that was not added return an error status naming the descriptor and the
-// errno text.
+// Errors (base/errors.h): Add or WatchOutput of a negative fd or a null handle is misuse and
+// throws gevent::UsageError. A failed epoll_ctl returns gevent::ErrnoError's status (the
+// operation, "(fd N)", the errno text and name, the errno attached): Add of a descriptor already
+// registered is AlreadyExists; of one epoll cannot watch (a regular file, EPERM) InvalidArgument;
+// of a closed one (EBADF) FailedPrecondition; WatchOutput of one not added NotFound; out of
+// memory or of the epoll watch limit (ENOMEM, ENOSPC) ResourceExhausted.
 #ifndef GEVENT_CORE_EDGE_POLLER_H_
 #define GEVENT_CORE_EDGE_POLLER_H_
 
@@ -59,7 +61,7 @@ class EdgePoller {
 
   // Create: a new set watched by `loop`. Its watcher is unreferenced: the set alone never keeps
   // Loop::Run going (a user that waits holds a Loop::Ref for as long as it waits). Errors: the
-  // epoll_create1 failure (EMFILE, say) as ResourceExhausted / Internal with the errno text.
+  // epoll_create1 failure as gevent::ErrnoError makes it (EMFILE: ResourceExhausted).
   static absl::StatusOr<std::unique_ptr<EdgePoller>> Create(Loop& loop);
   ~EdgePoller();
   EdgePoller(const EdgePoller&) = delete;

@@ -131,12 +131,12 @@ TEST_F(EdgePollerTest, AddRejectsBadArgumentsAndDescriptorsEpollCannotWatch) {
   try {
     (void)poller->Add(-1, &r);
     FAIL() << "no exception for fd -1";
-  } catch (const std::invalid_argument& e) {
+  } catch (const UsageError& e) {
     EXPECT_THAT(e.what(), HasSubstr("fd must be >= 0, got -1"));
   }
-  EXPECT_THROW((void)poller->Add(pipe.read_fd, nullptr), std::invalid_argument);
+  EXPECT_THROW((void)poller->Add(pipe.read_fd, nullptr), UsageError);
   EdgePoller::Handle empty;
-  EXPECT_THROW((void)poller->Add(pipe.read_fd, &empty), std::invalid_argument);
+  EXPECT_THROW((void)poller->Add(pipe.read_fd, &empty), UsageError);
 
   ASSERT_TRUE(poller->Add(pipe.read_fd, &r).ok());
   absl::Status twice = poller->Add(pipe.read_fd, &r);
@@ -158,7 +158,8 @@ TEST_F(EdgePollerTest, AddRejectsBadArgumentsAndDescriptorsEpollCannotWatch) {
   EXPECT_THAT(std::string(regular.message()), HasSubstr("(fd " + std::to_string(file) + ")"));
   close(file);
   absl::Status closed = poller->Add(file, &r);
-  EXPECT_EQ(closed.code(), absl::StatusCode::kInvalidArgument) << closed;
+  // A closed descriptor (EBADF) is FailedPrecondition (base/errors.h).
+  EXPECT_EQ(closed.code(), absl::StatusCode::kFailedPrecondition) << closed;
 }
 
 TEST_F(EdgePollerTest, FindReturnsTheHandleOfARegisteredDescriptorOnly) {

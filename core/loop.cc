@@ -133,7 +133,7 @@ std::string Loop::backend_name() const {
 }
 
 CallbackHandle Loop::RunCallback(absl::AnyInvocable<void()> fn) {
-  if (!fn) throw std::invalid_argument("gevent::Loop::RunCallback: callback must not be empty");
+  if (!fn) throw UsageError("gevent::Loop::RunCallback: callback must not be empty");
   auto state = std::make_shared<detail::CallbackState>(std::move(fn));
   callbacks_.push_back(state);
   ev_ref(loop_);  // Released when the entry is drained.

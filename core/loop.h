@@ -19,11 +19,12 @@
 // may call.
 //
 // Error style (whole package):
+//   base/errors.h is the rule; here:
 //   * Programming errors — bad arguments or calls in the wrong state (negative fd, unknown event
 //     mask, negative timer values, bad signal number, child watcher on a non-default loop, priority
-//     out of range or changed while active, empty callback) — throw std::invalid_argument (bad
-//     value) or std::logic_error (wrong state). The message names the class, the method and the
-//     problem, e.g. "gevent::IoWatcher: fd must be >= 0, got -1".
+//     out of range or changed while active, empty callback) — throw gevent::UsageError. The
+//     message names the class, the method and the problem, e.g. "gevent::IoWatcher: fd must be
+//     >= 0, got -1".
 //   * Run-time failures of the environment (a backend that this kernel does not offer, libev
 //     failing to create a loop) are reported as absl::Status.
 //   * Exceptions escaping a watcher or RunCallback callback never reach libev (C code): they are
@@ -47,6 +48,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "base/errors.h"
 
 namespace gevent {
 
@@ -203,7 +205,7 @@ class Loop {
   // (from a prepare watcher), in FIFO order. A queued callback keeps the loop alive and keeps Run
   // from blocking in the backend until it has run. Callbacks queued while the queue is being run
   // wait for the next iteration, so a callback that keeps re-queueing itself cannot starve I/O.
-  // Precondition: fn is non-empty (std::invalid_argument otherwise). Exceptions from fn go to the
+  // Precondition: fn is non-empty (gevent::UsageError otherwise). Exceptions from fn go to the
   // error handler with kind "callback".
   CallbackHandle RunCallback(absl::AnyInvocable<void()> fn);
 

@@ -299,8 +299,8 @@ TEST(RunCallbackTest, EmptyCallbackIsRejected) {
   auto loop = NewLoop();
   try {
     loop->RunCallback(nullptr);
-    FAIL() << "expected std::invalid_argument";
-  } catch (const std::invalid_argument& e) {
+    FAIL() << "expected gevent::UsageError";
+  } catch (const UsageError& e) {
     EXPECT_THAT(e.what(), HasSubstr("gevent::Loop::RunCallback: callback must not be empty"));
   }
 }

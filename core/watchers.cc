@@ -1,17 +1,14 @@
 #include "core/watchers.h"
 
-#include <stdexcept>
 #include <string>
+
+#include "base/errors.h"
 
 namespace gevent {
 namespace detail {
 
-void ThrowInvalidArgument(const char* cls, const std::string& message) {
-  throw std::invalid_argument(std::string(cls) + ": " + message);
-}
-
-void ThrowLogicError(const char* cls, const std::string& message) {
-  throw std::logic_error(std::string(cls) + ": " + message);
+void ThrowUsageError(const char* cls, const std::string& message) {
+  throw UsageError(std::string(cls) + ": " + message);
 }
 
 }  // namespace detail

@@ -26,8 +26,8 @@
 // The wrapper balances libev's counter itself, including when libev stops a watcher on its own
 // (one-shot timer expiry, io error): it calls ev_ref before ev_*_stop as libev requires.
 //
-// Errors: see loop.h. Bad values throw std::invalid_argument, calls in the wrong state throw
-// std::logic_error; messages read "gevent::<Class>: <problem>".
+// Errors: see loop.h. Bad values and calls in the wrong state are misuse and throw
+// gevent::UsageError (base/errors.h); messages read "gevent::<Class>: <problem>".
 //
 // Thread-safety: loop thread only, except AsyncWatcher::Send (and async_pending), which any thread
 // may call while the watcher exists.
@@ -46,6 +46,7 @@
 
 #include "absl/functional/any_invocable.h"
 #include "absl/time/time.h"
+#include "base/errors.h"
 #include "core/loop.h"
 
 namespace gevent {
@@ -84,9 +85,8 @@ struct EvStorage {
   EvT ev_;
 };
 
-// Throws std::invalid_argument / std::logic_error with "<class>: <message>".
-[[noreturn]] void ThrowInvalidArgument(const char* cls, const std::string& message);
-[[noreturn]] void ThrowLogicError(const char* cls, const std::string& message);
+// Throws gevent::UsageError with "<class>: <message>".
+[[noreturn]] void ThrowUsageError(const char* cls, const std::string& message);
 
 }  // namespace detail
 
@@ -130,16 +130,16 @@ class Watcher : private detail::EvStorage<EvT> {
   // priority: libev priority, EV_MINPRI (-2) .. EV_MAXPRI (2); higher runs first. Default 0.
   int priority() const { return ev_priority(&this->ev_); }
 
-  // SetPriority: sets the priority. Throws std::invalid_argument if outside EV_MINPRI..EV_MAXPRI
-  // and std::logic_error if the watcher is active or pending (libev forbids the change then).
+  // SetPriority: sets the priority. Throws gevent::UsageError if outside EV_MINPRI..EV_MAXPRI
+  // or if the watcher is active or pending (libev forbids the change then).
   void SetPriority(int priority) {
     if (priority < EV_MINPRI || priority > EV_MAXPRI) {
-      detail::ThrowInvalidArgument(
+      detail::ThrowUsageError(
           Ops::kClass, "priority must be in [" + std::to_string(EV_MINPRI) + ", " +
                            std::to_string(EV_MAXPRI) + "], got " + std::to_string(priority));
     }
     if (active() || pending()) {
-      detail::ThrowLogicError(Ops::kClass,
+      detail::ThrowUsageError(Ops::kClass,
                               "cannot change the priority of an active or pending watcher; Stop "
                               "it first");
     }
@@ -171,7 +171,7 @@ class Watcher : private detail::EvStorage<EvT> {
   // happened (ev_feed_event). Works on inactive watchers too.
   void Feed(int revents) { ev_feed_event(loop_->raw(), &this->ev_, revents); }
 
-  // set_callback: replaces the callback. Throws std::invalid_argument if empty. Allowed at any
+  // set_callback: replaces the callback. Throws gevent::UsageError if empty. Allowed at any
   // time except from inside the callback itself.
   void set_callback(Callback callback) {
     CheckCallback(callback);
@@ -185,7 +185,7 @@ class Watcher : private detail::EvStorage<EvT> {
   static constexpr const char* kind() { return Ops::kKind; }
 
  protected:
-  // Constructor: binds to `loop`, inactive. Throws std::invalid_argument for an empty callback.
+  // Constructor: binds to `loop`, inactive. Throws gevent::UsageError for an empty callback.
   // The derived class must call ev_*_set (or the libev *_set macro) before Start.
   Watcher(Loop& loop, Callback callback) : loop_(&loop), callback_(std::move(callback)) {
     CheckCallback(callback_);
@@ -205,7 +205,7 @@ class Watcher : private detail::EvStorage<EvT> {
 
  private:
   static void CheckCallback(const Callback& callback) {
-    if (!callback) detail::ThrowInvalidArgument(Ops::kClass, "callback must not be empty");
+    if (!callback) detail::ThrowUsageError(Ops::kClass, "callback must not be empty");
   }
 
   static void Thunk(struct ev_loop* raw, EvT* w, int revents) {
@@ -240,7 +240,7 @@ class Watcher : private detail::EvStorage<EvT> {
 class IoWatcher final : public Watcher<ev_io, void(int)> {
  public:
   // IoWatcher: watches `fd` for `events` (EV_READ, EV_WRITE or both). Inactive until Start.
-  // Throws std::invalid_argument if fd < 0, events has bits other than EV_READ|EV_WRITE or none
+  // Throws gevent::UsageError if fd < 0, events has bits other than EV_READ|EV_WRITE or none
   // of them, or the callback is empty.
   IoWatcher(Loop& loop, int fd, int events, Callback callback)
       : Watcher(loop, std::move(callback)) {
@@ -248,15 +248,15 @@ class IoWatcher final : public Watcher<ev_io, void(int)> {
   }
   ~IoWatcher() = default;
 
-  // Set: changes fd and events. Same checks as the constructor; std::logic_error if active.
+  // Set: changes fd and events. Same checks as the constructor; gevent::UsageError if active.
   void Set(int fd, int events) {
-    if (fd < 0) detail::ThrowInvalidArgument(Ops::kClass, "fd must be >= 0, got " + std::to_string(fd));
+    if (fd < 0) detail::ThrowUsageError(Ops::kClass, "fd must be >= 0, got " + std::to_string(fd));
     if ((events & ~(EV_READ | EV_WRITE)) != 0 || (events & (EV_READ | EV_WRITE)) == 0) {
-      detail::ThrowInvalidArgument(
+      detail::ThrowUsageError(
           Ops::kClass,
           "events must be EV_READ, EV_WRITE or both, got " + std::to_string(events));
     }
-    if (active()) detail::ThrowLogicError(Ops::kClass, "Set on an active watcher; Stop it first");
+    if (active()) detail::ThrowUsageError(Ops::kClass, "Set on an active watcher; Stop it first");
     ev_io_set(&ev(), fd, events);
   }
 
@@ -269,7 +269,7 @@ class IoWatcher final : public Watcher<ev_io, void(int)> {
 class TimerWatcher final : public Watcher<ev_timer, void()> {
  public:
   // TimerWatcher: fires `after` from Start, then every `repeat` if repeat > 0. Throws
-  // std::invalid_argument for negative (or infinite) after/repeat or an empty callback.
+  // gevent::UsageError for negative (or infinite) after/repeat or an empty callback.
   TimerWatcher(Loop& loop, absl::Duration after, absl::Duration repeat, Callback callback)
       : Watcher(loop, std::move(callback)) {
     Set(after, repeat);
@@ -281,17 +281,17 @@ class TimerWatcher final : public Watcher<ev_timer, void()> {
 
   using Watcher::Start;
 
-  // Start(after, repeat): Set then Start. std::logic_error if active.
+  // Start(after, repeat): Set then Start. gevent::UsageError if active.
   void Start(absl::Duration after, absl::Duration repeat = absl::ZeroDuration()) {
     Set(after, repeat);
     Start();
   }
 
-  // Set: changes after/repeat. Same checks as the constructor; std::logic_error if active.
+  // Set: changes after/repeat. Same checks as the constructor; gevent::UsageError if active.
   void Set(absl::Duration after, absl::Duration repeat) {
     const double a = CheckDuration("after", after);
     const double r = CheckDuration("repeat", repeat);
-    if (active()) detail::ThrowLogicError(Ops::kClass, "Set on an active watcher; Stop it first");
+    if (active()) detail::ThrowUsageError(Ops::kClass, "Set on an active watcher; Stop it first");
     ev_timer_set(&ev(), a, r);
   }
 
@@ -313,15 +313,15 @@ class TimerWatcher final : public Watcher<ev_timer, void()> {
   }
 
   // repeat / set_repeat: the repeat interval; may be changed at any time, takes effect at the
-  // next expiry or Again. set_repeat throws std::invalid_argument if negative.
+  // next expiry or Again. set_repeat throws gevent::UsageError if negative.
   absl::Duration repeat() const { return absl::Seconds(ev().repeat); }
   void set_repeat(absl::Duration repeat) { ev().repeat = CheckDuration("repeat", repeat); }
 
  private:
   static double CheckDuration(const char* what, absl::Duration d) {
     if (d < absl::ZeroDuration() || d == absl::InfiniteDuration()) {
-      detail::ThrowInvalidArgument(Ops::kClass, std::string(what) + " must be finite and >= 0, got " +
-                                                    absl::FormatDuration(d));
+      detail::ThrowUsageError(Ops::kClass, std::string(what) + " must be finite and >= 0, got " +
+                                               absl::FormatDuration(d));
     }
     return absl::ToDoubleSeconds(d);
   }
@@ -331,12 +331,12 @@ class TimerWatcher final : public Watcher<ev_timer, void()> {
 // signal to be watched in only one loop at a time.
 class SignalWatcher final : public Watcher<ev_signal, void()> {
  public:
-  // SignalWatcher: throws std::invalid_argument if signum <= 0 or >= NSIG, or empty callback.
+  // SignalWatcher: throws gevent::UsageError if signum <= 0 or >= NSIG, or empty callback.
   SignalWatcher(Loop& loop, int signum, Callback callback) : Watcher(loop, std::move(callback)) {
     if (signum <= 0 || signum >= NSIG) {
-      detail::ThrowInvalidArgument(Ops::kClass, "signal number must be in [1, " +
-                                                    std::to_string(NSIG - 1) + "], got " +
-                                                    std::to_string(signum));
+      detail::ThrowUsageError(Ops::kClass, "signal number must be in [1, " +
+                                               std::to_string(NSIG - 1) + "], got " +
+                                               std::to_string(signum));
     }
     ev_signal_set(&ev(), signum);
   }
@@ -350,7 +350,7 @@ class SignalWatcher final : public Watcher<ev_signal, void()> {
 // active, Run does not block. Callback: void().
 class IdleWatcher final : public Watcher<ev_idle, void()> {
  public:
-  // IdleWatcher: inactive until Start. Throws std::invalid_argument for an empty callback.
+  // IdleWatcher: inactive until Start. Throws gevent::UsageError for an empty callback.
   IdleWatcher(Loop& loop, Callback callback) : Watcher(loop, std::move(callback)) {}
   ~IdleWatcher() = default;
 };
@@ -358,7 +358,7 @@ class IdleWatcher final : public Watcher<ev_idle, void()> {
 // PrepareWatcher: runs at the start of each iteration, before blocking (ev_prepare).
 class PrepareWatcher final : public Watcher<ev_prepare, void()> {
  public:
-  // PrepareWatcher: inactive until Start. Throws std::invalid_argument for an empty callback.
+  // PrepareWatcher: inactive until Start. Throws gevent::UsageError for an empty callback.
   PrepareWatcher(Loop& loop, Callback callback) : Watcher(loop, std::move(callback)) {}
   ~PrepareWatcher() = default;
 };
@@ -366,7 +366,7 @@ class PrepareWatcher final : public Watcher<ev_prepare, void()> {
 // CheckWatcher: runs each iteration right after the backend poll (ev_check).
 class CheckWatcher final : public Watcher<ev_check, void()> {
  public:
-  // CheckWatcher: inactive until Start. Throws std::invalid_argument for an empty callback.
+  // CheckWatcher: inactive until Start. Throws gevent::UsageError for an empty callback.
   CheckWatcher(Loop& loop, Callback callback) : Watcher(loop, std::move(callback)) {}
   ~CheckWatcher() = default;
 };
@@ -374,7 +374,7 @@ class CheckWatcher final : public Watcher<ev_check, void()> {
 // ForkWatcher: runs at the start of the next iteration after Loop::Fork() (ev_fork).
 class ForkWatcher final : public Watcher<ev_fork, void()> {
  public:
-  // ForkWatcher: inactive until Start. Throws std::invalid_argument for an empty callback.
+  // ForkWatcher: inactive until Start. Throws gevent::UsageError for an empty callback.
   ForkWatcher(Loop& loop, Callback callback) : Watcher(loop, std::move(callback)) {}
   ~ForkWatcher() = default;
 };
@@ -383,7 +383,7 @@ class ForkWatcher final : public Watcher<ev_fork, void()> {
 // the loop notices are coalesced into one callback.
 class AsyncWatcher final : public Watcher<ev_async, void()> {
  public:
-  // AsyncWatcher: inactive until Start. Throws std::invalid_argument for an empty callback.
+  // AsyncWatcher: inactive until Start. Throws gevent::UsageError for an empty callback.
   AsyncWatcher(Loop& loop, Callback callback) : Watcher(loop, std::move(callback)) {}
   ~AsyncWatcher() = default;
 
@@ -401,11 +401,10 @@ class AsyncWatcher final : public Watcher<ev_async, void()> {
 class ChildWatcher final : public Watcher<ev_child, void()> {
  public:
   // ChildWatcher: watches `pid` (0 = any child); trace = also report stops/continues. Throws
-  // std::logic_error if loop is not Loop::Default(), std::invalid_argument if pid < 0 or the
-  // callback is empty.
+  // gevent::UsageError if loop is not Loop::Default(), if pid < 0 or if the callback is empty.
   ChildWatcher(Loop& loop, int pid, bool trace, Callback callback)
       : Watcher(CheckDefault(loop), std::move(callback)) {
-    if (pid < 0) detail::ThrowInvalidArgument(Ops::kClass, "pid must be >= 0, got " + std::to_string(pid));
+    if (pid < 0) detail::ThrowUsageError(Ops::kClass, "pid must be >= 0, got " + std::to_string(pid));
     ev_child_set(&ev(), pid, trace ? 1 : 0);
   }
   // ChildWatcher(loop, pid, callback): trace = false (exits and signals only).
@@ -421,7 +420,7 @@ class ChildWatcher final : public Watcher<ev_child, void()> {
  private:
   static Loop& CheckDefault(Loop& loop) {
     if (!loop.is_default()) {
-      detail::ThrowLogicError(Ops::kClass,
+      detail::ThrowUsageError(Ops::kClass,
                               "child watchers need the default loop (Loop::Default()); libev "
                               "handles SIGCHLD only there");
     }
@@ -433,14 +432,14 @@ class ChildWatcher final : public Watcher<ev_child, void()> {
 // polling every `interval`. Callback: void(); read attr()/prev() inside it.
 class StatWatcher final : public Watcher<ev_stat, void()> {
  public:
-  // StatWatcher: throws std::invalid_argument for an empty path, a negative interval (zero means
+  // StatWatcher: throws gevent::UsageError for an empty path, a negative interval (zero means
   // libev's default) or an empty callback.
   StatWatcher(Loop& loop, std::string path, absl::Duration interval, Callback callback)
       : Watcher(loop, std::move(callback)), path_(std::move(path)) {
-    if (path_.empty()) detail::ThrowInvalidArgument(Ops::kClass, "path must not be empty");
+    if (path_.empty()) detail::ThrowUsageError(Ops::kClass, "path must not be empty");
     if (interval < absl::ZeroDuration() || interval == absl::InfiniteDuration()) {
-      detail::ThrowInvalidArgument(Ops::kClass, "interval must be finite and >= 0, got " +
-                                                    absl::FormatDuration(interval));
+      detail::ThrowUsageError(Ops::kClass, "interval must be finite and >= 0, got " +
+                                               absl::FormatDuration(interval));
     }
     ev_stat_set(&ev(), path_.c_str(), absl::ToDoubleSeconds(interval));
   }

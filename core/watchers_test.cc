@@ -115,22 +115,22 @@ TEST(IoWatcherTest, FiresWhenPipeIsWritable) {
 
 TEST(IoWatcherTest, RejectsNegativeFd) {
   auto loop = NewLoop();
-  EXPECT_THAT(ErrorOf<std::invalid_argument>([&] { IoWatcher(*loop, -1, EV_READ, [](int) {}); }),
+  EXPECT_THAT(ErrorOf<UsageError>([&] { IoWatcher(*loop, -1, EV_READ, [](int) {}); }),
               HasSubstr("gevent::IoWatcher: fd must be >= 0, got -1"));
 }
 
 TEST(IoWatcherTest, RejectsUnknownOrEmptyEventMask) {
   auto loop = NewLoop();
-  EXPECT_THAT(ErrorOf<std::invalid_argument>(
+  EXPECT_THAT(ErrorOf<UsageError>(
                   [&] { IoWatcher(*loop, 0, EV_READ | EV_TIMER, [](int) {}); }),
               HasSubstr("events must be EV_READ, EV_WRITE or both"));
-  EXPECT_THAT(ErrorOf<std::invalid_argument>([&] { IoWatcher(*loop, 0, 0, [](int) {}); }),
+  EXPECT_THAT(ErrorOf<UsageError>([&] { IoWatcher(*loop, 0, 0, [](int) {}); }),
               HasSubstr("events must be EV_READ, EV_WRITE or both, got 0"));
 }
 
 TEST(IoWatcherTest, RejectsEmptyCallback) {
   auto loop = NewLoop();
-  EXPECT_THAT(ErrorOf<std::invalid_argument>([&] { IoWatcher(*loop, 0, EV_READ, nullptr); }),
+  EXPECT_THAT(ErrorOf<UsageError>([&] { IoWatcher(*loop, 0, EV_READ, nullptr); }),
               HasSubstr("gevent::IoWatcher: callback must not be empty"));
 }
 
@@ -139,7 +139,7 @@ TEST(IoWatcherTest, SetWhileActiveIsRejected) {
   Pipe p;
   IoWatcher io(*loop, p.read_fd, EV_READ, [](int) {});
   io.Start();
-  EXPECT_THAT(ErrorOf<std::logic_error>([&] { io.Set(p.write_fd, EV_WRITE); }),
+  EXPECT_THAT(ErrorOf<UsageError>([&] { io.Set(p.write_fd, EV_WRITE); }),
               HasSubstr("active"));
   io.Stop();
   io.Set(p.write_fd, EV_WRITE);
@@ -248,18 +248,18 @@ TEST(TimerWatcherTest, RemainingShrinksAsTimePasses) {
 
 TEST(TimerWatcherTest, RejectsNegativeAfterAndRepeat) {
   auto loop = NewLoop();
-  EXPECT_THAT(ErrorOf<std::invalid_argument>(
+  EXPECT_THAT(ErrorOf<UsageError>(
                   [&] { TimerWatcher(*loop, absl::Seconds(-1), [] {}); }),
               HasSubstr("gevent::TimerWatcher: after must be finite and >= 0, got -1s"));
-  EXPECT_THAT(ErrorOf<std::invalid_argument>([&] {
+  EXPECT_THAT(ErrorOf<UsageError>([&] {
                 TimerWatcher(*loop, absl::Seconds(1), absl::Milliseconds(-5), [] {});
               }),
               HasSubstr("repeat must be finite and >= 0, got -5ms"));
   TimerWatcher timer(*loop, absl::Seconds(1), [] {});
-  EXPECT_THAT(ErrorOf<std::invalid_argument>([&] { timer.set_repeat(absl::Seconds(-2)); }),
+  EXPECT_THAT(ErrorOf<UsageError>([&] { timer.set_repeat(absl::Seconds(-2)); }),
               HasSubstr("repeat must be finite and >= 0"));
   EXPECT_THAT(
-      ErrorOf<std::invalid_argument>([&] { timer.Start(absl::InfiniteDuration()); }),
+      ErrorOf<UsageError>([&] { timer.Start(absl::InfiniteDuration()); }),
       HasSubstr("after must be finite"));
 }
 
@@ -363,7 +363,7 @@ TEST(PriorityTest, SetPriorityWhileActiveIsRejected) {
   idle.SetPriority(2);
   EXPECT_EQ(idle.priority(), 2);
   idle.Start();
-  EXPECT_THAT(ErrorOf<std::logic_error>([&] { idle.SetPriority(1); }),
+  EXPECT_THAT(ErrorOf<UsageError>([&] { idle.SetPriority(1); }),
               HasSubstr("gevent::IdleWatcher: cannot change the priority of an active"));
   EXPECT_EQ(idle.priority(), 2);
   idle.Stop();
@@ -374,9 +374,9 @@ TEST(PriorityTest, SetPriorityWhileActiveIsRejected) {
 TEST(PriorityTest, OutOfRangePriorityIsRejected) {
   auto loop = NewLoop();
   TimerWatcher timer(*loop, absl::Seconds(1), [] {});
-  EXPECT_THAT(ErrorOf<std::invalid_argument>([&] { timer.SetPriority(EV_MAXPRI + 1); }),
+  EXPECT_THAT(ErrorOf<UsageError>([&] { timer.SetPriority(EV_MAXPRI + 1); }),
               HasSubstr("gevent::TimerWatcher: priority must be in [-2, 2], got 3"));
-  EXPECT_THAT(ErrorOf<std::invalid_argument>([&] { timer.SetPriority(EV_MINPRI - 1); }),
+  EXPECT_THAT(ErrorOf<UsageError>([&] { timer.SetPriority(EV_MINPRI - 1); }),
               HasSubstr("got -3"));
 }
 
@@ -442,7 +442,7 @@ TEST(SignalWatcherTest, FiresOnRaisedSignal) {
 TEST(SignalWatcherTest, RejectsBadSignalNumbers) {
   auto loop = NewLoop();
   for (int bad : {0, -3, NSIG, NSIG + 10}) {
-    EXPECT_THAT(ErrorOf<std::invalid_argument>([&] { SignalWatcher(*loop, bad, [] {}); }),
+    EXPECT_THAT(ErrorOf<UsageError>([&] { SignalWatcher(*loop, bad, [] {}); }),
                 HasSubstr("gevent::SignalWatcher: signal number must be in [1, " +
                           std::to_string(NSIG - 1) + "], got " + std::to_string(bad)));
   }
@@ -557,12 +557,12 @@ TEST(ChildWatcherTest, ReportsPidAndExitStatusOfChild) {
 
 TEST(ChildWatcherTest, RejectsNonDefaultLoop) {
   auto loop = NewLoop();
-  EXPECT_THAT(ErrorOf<std::logic_error>([&] { ChildWatcher(*loop, 0, [] {}); }),
+  EXPECT_THAT(ErrorOf<UsageError>([&] { ChildWatcher(*loop, 0, [] {}); }),
               HasSubstr("gevent::ChildWatcher: child watchers need the default loop"));
 }
 
 TEST(ChildWatcherTest, RejectsNegativePid) {
-  EXPECT_THAT(ErrorOf<std::invalid_argument>([&] { ChildWatcher(Loop::Default(), -4, [] {}); }),
+  EXPECT_THAT(ErrorOf<UsageError>([&] { ChildWatcher(Loop::Default(), -4, [] {}); }),
               HasSubstr("pid must be >= 0, got -4"));
 }
 
@@ -617,10 +617,10 @@ TEST(StatWatcherTest, StatRefreshesAttributesWithoutCallback) {
 
 TEST(StatWatcherTest, RejectsEmptyPathAndNegativeInterval) {
   auto loop = NewLoop();
-  EXPECT_THAT(ErrorOf<std::invalid_argument>(
+  EXPECT_THAT(ErrorOf<UsageError>(
                   [&] { StatWatcher(*loop, "", absl::ZeroDuration(), [] {}); }),
               HasSubstr("gevent::StatWatcher: path must not be empty"));
-  EXPECT_THAT(ErrorOf<std::invalid_argument>(
+  EXPECT_THAT(ErrorOf<UsageError>(
                   [&] { StatWatcher(*loop, "/tmp", absl::Seconds(-1), [] {}); }),
               HasSubstr("interval must be finite and >= 0"));
 }
@@ -659,7 +659,7 @@ TEST(WatcherTest, SetCallbackReplacesAndRejectsEmpty) {
   idle.Feed(EV_IDLE);
   loop->Run(RunMode::kNoWait);
   EXPECT_EQ(which, 2);
-  EXPECT_THAT(ErrorOf<std::invalid_argument>([&] { idle.set_callback(nullptr); }),
+  EXPECT_THAT(ErrorOf<UsageError>([&] { idle.set_callback(nullptr); }),
               HasSubstr("gevent::IdleWatcher: callback must not be empty"));
 }
 

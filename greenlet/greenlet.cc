@@ -77,7 +77,7 @@ Greenlet::Greenlet(Function fn, Greenlet* parent, StackOptions stack, WrappedTag
 
 Greenlet::Greenlet(Function fn, Greenlet* parent, const Stack& stack, WrappedTag)
     : stack_(stack), fn_(std::move(fn)), external_stack_(true) {
-  if (!stack) throw std::invalid_argument("greenlet::Greenlet: the provided stack is empty");
+  if (!stack) throw GreenletError("greenlet::Greenlet: the provided stack is empty");
   stack_options_ = StackOptions{stack.size, stack.kind};
   Init(parent);
 }

@@ -36,9 +36,12 @@
 // GreenletError. The one exception: a greenlet that has not started or has finished may be
 // destroyed on any thread. All greenlets of a thread must be destroyed before the thread exits.
 //
-// Misuse that is detected: cyclic parents, cross-thread switches and null parents throw
-// GreenletError; destroying the running greenlet, or a suspended one from another thread, aborts
-// with a message (the stack can neither be unwound there nor freed).
+// Errors follow base/errors.h. Misuse that is detected throws GreenletError (a gevent::UsageError):
+// cyclic parents, cross-thread switches, null parents, an empty function or provided stack; a
+// stack size below kMinStackSize throws gevent::UsageError (from greenlet/stack.h). A stack that
+// cannot be had is StackError (a resource failure, not misuse). Destroying the running greenlet,
+// or a suspended one from another thread, aborts with a message (the stack can neither be unwound
+// there nor freed).
 #ifndef GREENLET_GREENLET_H_
 #define GREENLET_GREENLET_H_
 
@@ -54,6 +57,7 @@
 #include <boost/context/detail/fcontext.hpp>
 
 #include "absl/functional/any_invocable.h"
+#include "base/errors.h"
 #include "greenlet/internal/sanitizers.h"
 #include "greenlet/stack.h"
 
@@ -67,10 +71,10 @@ class GreenletExit : public std::exception {
 };
 
 // GreenletError reports misuse: a cyclic parent chain, a switch into another thread's greenlet,
-// a null parent, an empty function.
-class GreenletError : public std::logic_error {
+// a null parent, an empty function or provided stack.
+class GreenletError : public gevent::UsageError {
  public:
-  using std::logic_error::logic_error;
+  using gevent::UsageError::UsageError;
 };
 
 class Greenlet;
@@ -117,7 +121,7 @@ class Greenlet {
 
   // Greenlet creates a greenlet that will run `fn` on a stack as `stack` says. `parent` defaults
   // to the current greenlet. Throws GreenletError for an empty function or a parent of another
-  // thread; std::invalid_argument for a stack size below kMinStackSize. No stack is taken yet.
+  // thread; gevent::UsageError for a stack size below kMinStackSize. No stack is taken yet.
   template <typename F,
             typename = std::enable_if_t<!std::is_base_of_v<Greenlet, std::decay_t<F>>>>
   explicit Greenlet(F&& fn, Greenlet* parent = nullptr, StackOptions stack = {})
@@ -127,7 +131,7 @@ class Greenlet {
   // with the caller's own bookkeeping placed above `stack.low + stack.size`). The greenlet runs
   // on [stack.low, stack.low + stack.size) and never releases it; the caller releases it after
   // the greenlet is destroyed. This lets a scheduler keep a greenlet and its state in the stack's
-  // top page. Throws like the other constructor, and std::invalid_argument for an empty stack.
+  // top page. Throws like the other constructor, and GreenletError for an empty stack.
   template <typename F>
   Greenlet(F&& fn, Greenlet* parent, const Stack& stack)
       : Greenlet(Wrap(std::forward<F>(fn)), parent, stack, WrappedTag{}) {}

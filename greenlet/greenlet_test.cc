@@ -331,7 +331,7 @@ TEST_F(GreenletTest, TooSmallStackIsRejected) {
   try {
     Greenlet g([] {}, nullptr, StackOptions{1024, StackKind::kGuarded});
     FAIL() << "tiny stack accepted";
-  } catch (const std::invalid_argument& e) {
+  } catch (const gevent::UsageError& e) {
     EXPECT_NE(std::string(e.what()).find("stack size 1024"), std::string::npos) << e.what();
   }
 }
@@ -455,7 +455,7 @@ TEST_F(GreenletTest, ProvidedStackIsUsedAndLeftToTheCaller) {
   EXPECT_EQ(*bookkeeping, 1234);
   EXPECT_EQ(StackPool::ThisThread().in_use(), in_use_before_ + 1);  // Not released by the greenlet.
   StackPool::ThisThread().Release(stack);
-  EXPECT_THROW(Greenlet([] {}, nullptr, Stack{}), std::invalid_argument);
+  EXPECT_THROW(Greenlet([] {}, nullptr, Stack{}), GreenletError);
 }
 
 // Death tests: misuse that cannot be reported by an exception aborts with a message.

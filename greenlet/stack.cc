@@ -10,6 +10,7 @@
 #include <cstring>
 #include <memory>
 
+#include "base/errno.h"
 #include "greenlet/internal/sanitizers.h"
 
 namespace greenlet {
@@ -19,8 +20,6 @@ std::size_t PageSize() {
   static const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
   return page;
 }
-
-std::string ErrnoText(int err) { return std::string(std::strerror(err)); }
 
 // The canary value depends on its address, so a stray copy of another canary does not pass.
 constexpr std::uint64_t kCanaryMagic = 0x9e3779b97f4a7c15ULL;
@@ -40,7 +39,7 @@ void* MapNoReserve(std::size_t bytes, const char* what) {
   if (p == MAP_FAILED) {
     const int err = errno;
     throw StackError(std::string("greenlet: mmap of ") + std::to_string(bytes) + " bytes for " +
-                     what + " failed: " + ErrnoText(err) +
+                     what + " failed: " + gevent::ErrnoText(err) +
                      (err == ENOMEM
                           ? " (out of address space or memory, or the process has reached "
                             "vm.max_map_count: each guarded stack costs two mappings. "
@@ -56,7 +55,7 @@ void ProtectGuard(void* base, std::size_t mapped_bytes, const char* what) {
     const int err = errno;
     munmap(base, mapped_bytes);
     throw StackError(std::string("greenlet: cannot make the guard page for ") + what +
-                     ": mprotect failed: " + ErrnoText(err) +
+                     ": mprotect failed: " + gevent::ErrnoText(err) +
                      " (each guarded stack costs two memory mappings; the process has probably "
                      "reached vm.max_map_count, about 32k guarded stacks. Use fewer greenlets or "
                      "StackKind::kUnguarded)");
@@ -72,9 +71,9 @@ StackPool*& ThreadPoolSlot() {
 
 std::size_t RoundStackSize(std::size_t size) {
   if (size < kMinStackSize) {
-    throw std::invalid_argument("greenlet: stack size " + std::to_string(size) +
-                                " is below the minimum of " + std::to_string(kMinStackSize) +
-                                " bytes");
+    throw gevent::UsageError("greenlet: stack size " + std::to_string(size) +
+                             " is below the minimum of " + std::to_string(kMinStackSize) +
+                             " bytes");
   }
   const std::size_t page = PageSize();
   return (size + page - 1) / page * page;

@@ -28,6 +28,8 @@
 #include <string>
 #include <vector>
 
+#include "base/errors.h"
+
 namespace greenlet {
 
 // StackKind says how a stack is protected against overflow.
@@ -40,7 +42,7 @@ inline constexpr std::size_t kDefaultStackSize = 128 * 1024;
 inline constexpr std::size_t kMinStackSize = 16 * 1024;
 
 // StackOptions choose a greenlet's stack. `size` is rounded up to whole pages and must be at least
-// kMinStackSize (smaller sizes are rejected with std::invalid_argument naming the size). For
+// kMinStackSize (smaller sizes are rejected with gevent::UsageError naming the size). For
 // kUnguarded the slot is that size, and its top 64 bytes hold the canary of the slot above, so the
 // usable stack is 64 bytes smaller.
 struct StackOptions {
@@ -49,7 +51,8 @@ struct StackOptions {
 };
 
 // StackError: a stack could not be allocated (mmap failed, or a guard page could not be made).
-// The message names the failing call, the errno text and the likely limit.
+// A resource failure, not misuse (base/errors.h). The message names the failing call, the errno
+// text and name (gevent::ErrnoText) and the likely limit.
 class StackError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
@@ -91,7 +94,7 @@ class StackPool {
   ~StackPool();
 
   // Allocate returns a stack as `options` say, reusing a cached one when possible.
-  // Throws std::invalid_argument for a size below kMinStackSize and StackError when the memory or
+  // Throws gevent::UsageError for a size below kMinStackSize and StackError when the memory or
   // (for kGuarded) the guard page cannot be had.
   Stack Allocate(const StackOptions& options);
 
@@ -132,7 +135,7 @@ class StackPool {
 Stack AllocateGuardedStack(std::size_t size);
 void FreeGuardedStack(const Stack& stack);
 
-// RoundStackSize validates `size` (>= kMinStackSize, else std::invalid_argument) and rounds it up
+// RoundStackSize validates `size` (>= kMinStackSize, else gevent::UsageError) and rounds it up
 // to a whole number of pages.
 std::size_t RoundStackSize(std::size_t size);
 

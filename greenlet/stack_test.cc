@@ -325,13 +325,13 @@ TEST_F(StackTest, TooSmallSizeIsRejectedWithTheSize) {
     try {
       pool.Allocate({1000, kind});
       ADD_FAILURE() << "a 1000-byte stack was accepted";
-    } catch (const std::invalid_argument& e) {
+    } catch (const gevent::UsageError& e) {
       EXPECT_THAT(e.what(), HasSubstr("1000"));
       EXPECT_THAT(e.what(), HasSubstr(std::to_string(kMinStackSize)));
     }
   }
-  EXPECT_THROW(RoundStackSize(kMinStackSize - 1), std::invalid_argument);
-  EXPECT_THROW(RoundStackSize(0), std::invalid_argument);
+  EXPECT_THROW(RoundStackSize(kMinStackSize - 1), gevent::UsageError);
+  EXPECT_THROW(RoundStackSize(0), gevent::UsageError);
   EXPECT_EQ(pool.in_use(), in_use);
 }
 

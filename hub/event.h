@@ -17,6 +17,12 @@
 // Lifetime: an Event/AsyncResult must outlive every greenlet waiting on it (destroying one with
 // waiters is a bug; waiters must have been woken or killed first).
 //
+// Errors (base/errors.h): AsyncResult::Get returns DeadlineExceeded when its timeout expires
+// first and GetNowait when no result is set yet (would-block and timeouts are DeadlineExceeded
+// everywhere); both rethrow the exception that was set. Event::Wait and AsyncResult::Wait return
+// false on a timeout (gevent's convention). SetException of a null exception is misuse:
+// gevent::UsageError.
+//
 // Thread-safety: hub thread only — every method must be called on the thread of the hub the
 // waiters park on (from greenlets, or Set/Clear also from loop callbacks on the hub greenlet).
 // Blocking methods called on the hub greenlet throw BlockingInHubError. A blocking call that can
@@ -31,6 +37,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "base/errors.h"
 #include "hub/wait_list.h"
 #include "hub/waitable.h"
 
@@ -82,7 +89,7 @@ class AsyncResult : public Waitable {
     NotifyObservers();
   }
   void SetException(std::exception_ptr error) {
-    if (!error) throw std::invalid_argument("gevent::AsyncResult::SetException: null exception");
+    if (!error) throw UsageError("gevent::AsyncResult::SetException: null exception");
     value_.reset();
     error_ = std::move(error);
     waiters_.GrantAll();
@@ -104,8 +111,8 @@ class AsyncResult : public Waitable {
   }
 
   // Get waits like Wait, then returns a copy of the value or rethrows the exception that was
-  // set. If `timeout` expires first, returns absl::DeadlineExceededError("AsyncResult::Get timed
-  // out ...").
+  // set. If `timeout` expires first, returns absl::DeadlineExceededError("gevent::AsyncResult::Get
+  // timed out ...").
   absl::StatusOr<T> Get(std::optional<absl::Duration> timeout = std::nullopt) {
     if (!Wait(timeout)) {
       return absl::DeadlineExceededError(
@@ -115,9 +122,13 @@ class AsyncResult : public Waitable {
     return *value_;
   }
 
-  // GetNowait: Get with a zero timeout that does not park: absl::UnavailableError if not ready.
+  // GetNowait: Get with a zero timeout that does not park: absl::DeadlineExceededError if not
+  // ready.
   absl::StatusOr<T> GetNowait() const {
-    if (!ready()) return absl::UnavailableError("gevent::AsyncResult::GetNowait: not ready");
+    if (!ready()) {
+      return absl::DeadlineExceededError(
+          "gevent::AsyncResult::GetNowait: not ready (no value or exception set yet)");
+    }
     if (error_) std::rethrow_exception(error_);
     return *value_;
   }

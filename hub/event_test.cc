@@ -158,7 +158,7 @@ TEST_F(AsyncResultTest, GetTimesOutWithDeadlineExceeded) {
   EXPECT_EQ(got.status().code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_NE(got.status().message().find("timed out"), std::string::npos);
   EXPECT_FALSE(r.Wait(absl::ZeroDuration()));
-  EXPECT_EQ(r.GetNowait().status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(r.GetNowait().status().code(), absl::StatusCode::kDeadlineExceeded);
 }
 
 TEST_F(AsyncResultTest, UsableAsALinkTarget) {

@@ -10,7 +10,8 @@
 // incrementing the counter, so a later arrival cannot take it first: wake-ups are FIFO. A parked
 // acquirer killed after it was granted a permit releases it again on its way out.
 //
-// Misuse (programming errors, thrown as std::logic_error subclasses with a message naming it):
+// Misuse (programming errors, thrown as gevent::UsageError subclasses — base/errors.h — with a
+// message naming it):
 //   BoundedSemaphore/Lock released more times than acquired — LockReleaseError
 //     "gevent::BoundedSemaphore::Release: semaphore released too many times" (Lock says Lock).
 //   RLock released by a greenlet that does not own it — LockReleaseError
@@ -28,15 +29,16 @@
 #include <stdexcept>
 
 #include "absl/time/time.h"
+#include "base/errors.h"
 #include "greenlet/greenlet.h"
 #include "hub/wait_list.h"
 
 namespace gevent {
 
 // LockReleaseError: a release that does not match an acquire.
-class LockReleaseError : public std::logic_error {
+class LockReleaseError : public UsageError {
  public:
-  using std::logic_error::logic_error;
+  using UsageError::UsageError;
 };
 
 // Semaphore: a counter of permits (gevent.lock.Semaphore). Release may raise the counter above

@@ -15,6 +15,7 @@
 #include <mutex>
 #include <thread>
 
+#include "base/errors.h"
 #include "core/watchers.h"
 #include "hub/hub.h"
 
@@ -34,7 +35,7 @@ class HubMonitor {
         prepare_(hub.loop(), [this] { hub_.polling_.store(true, std::memory_order_relaxed); }),
         check_(hub.loop(), [this] { hub_.polling_.store(false, std::memory_order_relaxed); }) {
     if (options_.threshold <= absl::ZeroDuration()) {
-      throw std::invalid_argument("gevent::Hub::StartMonitor: the threshold must be positive");
+      throw UsageError("gevent::Hub::StartMonitor: the threshold must be positive");
     }
     if (!options_.report) {
       options_.report = [](const BlockReport& r) {

@@ -113,7 +113,7 @@ TEST_F(MonitorTest, ANonPositiveThresholdIsRejected) {
   try {
     GetHub().StartMonitor(options);
     FAIL() << "a zero threshold was accepted";
-  } catch (const std::invalid_argument& e) {
+  } catch (const UsageError& e) {
     EXPECT_NE(std::string(e.what()).find("threshold"), std::string::npos) << e.what();
   }
 }

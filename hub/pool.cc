@@ -33,12 +33,15 @@ void Group::KillAll() {
 }
 
 Pool::Pool(std::size_t size) : size_(size), slots_(size) {
-  if (size == 0) throw std::invalid_argument("gevent::Pool: size must be at least 1");
+  if (size == 0) throw UsageError("gevent::Pool: size must be at least 1");
 }
 
 absl::Status Pool::Add(const GreenletRef& g, bool block, std::optional<absl::Duration> timeout) {
   if (g->dead() || Contains(g)) return absl::OkStatus();
-  if (!slots_.Acquire(block, timeout)) return absl::ResourceExhaustedError("pool is full");
+  if (!slots_.Acquire(block, timeout)) {
+    return absl::DeadlineExceededError(block ? "pool is full (timed out waiting for a slot)"
+                                             : "pool is full");
+  }
   return Group::Add(g, block, timeout);
 }
 

@@ -9,9 +9,12 @@
 // finish); a Pool's slot frees at that moment and the oldest greenlet parked in Spawn/Add/
 // WaitAvailable gets it (FIFO, via a Semaphore).
 //
-// Errors: a non-blocking Add on a full pool, or a blocking one that timed out, returns
-// absl::ResourceExhaustedError("pool is full") (PoolFull; IsPoolFull()). Map rethrows the
-// exception of the first input (in input order) whose greenlet failed.
+// Errors (base/errors.h): a non-blocking Add on a full pool, or a blocking one whose timeout
+// expired, returns absl::DeadlineExceededError("pool is full ...") (gevent's PoolFull;
+// IsPoolFull()): would-block and timeouts are DeadlineExceeded everywhere. Misuse throws
+// gevent::UsageError: a Pool of size 0; Spawn when Add fails (which a blocking Add without a
+// timeout never does). Map and ImapUnordered rethrow the exception of the first greenlet (in
+// input / finishing order) that failed.
 //
 // Lifetime: a Group may be destroyed while members still run (their links then do nothing); but
 // greenlets parked in its blocking calls must be gone first. Thread-safety: hub thread only.
@@ -28,6 +31,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "base/errors.h"
 #include "hub/event.h"
 #include "hub/lock.h"
 #include "hub/queue.h"
@@ -35,7 +39,8 @@
 
 namespace gevent {
 
-inline bool IsPoolFull(const absl::Status& s) { return absl::IsResourceExhausted(s); }
+// IsPoolFull: the status of an Add that found the pool full (DeadlineExceeded).
+inline bool IsPoolFull(const absl::Status& s) { return absl::IsDeadlineExceeded(s); }
 
 class Group {
  public:
@@ -50,7 +55,7 @@ class Group {
     GreenletRef g = Greenlet::Create(
         internal::MakeBody(std::forward<F>(fn), std::forward<Args>(args)...));
     absl::Status s = Add(g);
-    if (!s.ok()) throw std::logic_error("gevent::Group::Spawn: " + std::string(s.message()));
+    if (!s.ok()) throw UsageError("gevent::Group::Spawn: " + std::string(s.message()));
     g->Start();
     return g;
   }
@@ -78,7 +83,7 @@ class Group {
     for (const In& in : inputs) gs.push_back(Spawn(fn, in));
     std::vector<R> out;
     out.reserve(inputs.size());
-    for (GreenletRef& g : gs) out.push_back(g->GetAs<R>());
+    for (GreenletRef& g : gs) out.push_back(*g->GetAs<R>());  // No timeout: never fails.
     return out;
   }
 

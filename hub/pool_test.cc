@@ -52,8 +52,11 @@ TEST_F(PoolTest, NonBlockingAddOnAFullPoolFailsWithPoolFull) {
   GreenletRef extra = Greenlet::Create([]() -> std::any { return {}; });
   absl::Status s = pool.Add(extra, /*block=*/false);
   EXPECT_TRUE(IsPoolFull(s));
+  EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_EQ(s.message(), "pool is full");
-  EXPECT_TRUE(IsPoolFull(pool.Add(extra, true, absl::Milliseconds(5))));
+  absl::Status timed_out = pool.Add(extra, true, absl::Milliseconds(5));
+  EXPECT_TRUE(IsPoolFull(timed_out));
+  EXPECT_EQ(timed_out.code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_FALSE(pool.WaitAvailable(absl::Milliseconds(5)));
   release.Set();
   EXPECT_TRUE(pool.WaitAvailable(absl::Seconds(30)));

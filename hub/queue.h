@@ -7,11 +7,14 @@
 //             ...; jobs.TaskDone();
 //   jobs.Join();                                  // every put item had its TaskDone
 //
-// Errors (absl::Status codes, chosen once for every queue here):
-//   Full  — absl::ResourceExhaustedError("queue full"): a non-blocking Put on a full queue, or a
-//           blocking Put whose timeout expired (gevent raises Full in both cases). IsQueueFull().
-//   Empty — absl::UnavailableError("queue empty"): a non-blocking Get on an empty queue, or a
-//           blocking Get whose timeout expired (gevent raises Empty). IsQueueEmpty().
+// Errors (base/errors.h: would-block and timeouts are absl::DeadlineExceeded everywhere):
+//   Full  — absl::DeadlineExceededError("queue full..."): a non-blocking Put on a full queue, or
+//           a blocking Put whose timeout expired (gevent raises Full in both cases).
+//           IsQueueFull().
+//   Empty — absl::DeadlineExceededError("queue empty..."): a non-blocking Get on an empty queue,
+//           or a blocking Get whose timeout expired (gevent raises Empty). IsQueueEmpty().
+//   The two are told apart by the call that returned them (Put: full, Get: empty); the message
+//   names the queue kind and the situation.
 //   TaskDone more times than items were put — absl::FailedPreconditionError(
 //           "task_done() called too many times").
 // On a failed Put the item (taken by value) is dropped.
@@ -46,8 +49,10 @@
 
 namespace gevent {
 
-inline bool IsQueueFull(const absl::Status& s) { return absl::IsResourceExhausted(s); }
-inline bool IsQueueEmpty(const absl::Status& s) { return absl::IsUnavailable(s); }
+// IsQueueFull / IsQueueEmpty: the status of a Put / Get that would have had to wait longer
+// (DeadlineExceeded, for both; the call says which).
+inline bool IsQueueFull(const absl::Status& s) { return absl::IsDeadlineExceeded(s); }
+inline bool IsQueueEmpty(const absl::Status& s) { return absl::IsDeadlineExceeded(s); }
 
 namespace internal {
 
@@ -139,12 +144,12 @@ class BasicQueue {
       ++unfinished_;
       return absl::OkStatus();
     }
-    if (!block) return absl::ResourceExhaustedError("queue full");
+    if (!block) return absl::DeadlineExceededError("queue full");
     PutterNode node;
     node.payload = &item;
     // A granted putter's item is already in the queue: nothing to undo.
     if (!putters_.WaitFor(node, timeout, [](PutterNode&) {})) {
-      return absl::ResourceExhaustedError("queue full (timed out waiting for room)");
+      return absl::DeadlineExceededError("queue full (timed out waiting for room)");
     }
     return absl::OkStatus();
   }
@@ -161,11 +166,11 @@ class BasicQueue {
       }
       return item;
     }
-    if (!block) return absl::UnavailableError("queue empty");
+    if (!block) return absl::DeadlineExceededError("queue empty");
     GetterNode node;
     if (!getters_.WaitFor(node, timeout,
                           [this](GetterNode& n) { GiveBack(std::move(*n.payload)); })) {
-      return absl::UnavailableError("queue empty (timed out waiting for an item)");
+      return absl::DeadlineExceededError("queue empty (timed out waiting for an item)");
     }
     return std::move(*node.payload);
   }
@@ -254,11 +259,11 @@ class Channel {
       getter->payload.emplace(std::move(item));
       return absl::OkStatus();
     }
-    if (!block) return absl::ResourceExhaustedError("channel full: no getter is waiting");
+    if (!block) return absl::DeadlineExceededError("channel full: no getter is waiting");
     PutterNode node;
     node.payload = &item;
     if (!putters_.WaitFor(node, timeout, [](PutterNode&) {})) {
-      return absl::ResourceExhaustedError("channel full (timed out waiting for a getter)");
+      return absl::DeadlineExceededError("channel full (timed out waiting for a getter)");
     }
     return absl::OkStatus();
   }
@@ -271,10 +276,10 @@ class Channel {
       return item;
     }
     if (PutterNode* putter = putters_.GrantFront()) return std::move(*putter->payload);
-    if (!block) return absl::UnavailableError("channel empty: no putter is waiting");
+    if (!block) return absl::DeadlineExceededError("channel empty: no putter is waiting");
     GetterNode node;
     if (!getters_.WaitFor(node, timeout, [this](GetterNode& n) { GiveBack(std::move(*n.payload)); })) {
-      return absl::UnavailableError("channel empty (timed out waiting for a putter)");
+      return absl::DeadlineExceededError("channel empty (timed out waiting for a putter)");
     }
     return std::move(*node.payload);
   }

@@ -60,12 +60,12 @@ TEST_F(QueueTest, NowaitVariantsReturnFullAndEmptyErrors) {
   Queue<int> q(1);
   absl::StatusOr<int> empty = q.GetNowait();
   EXPECT_TRUE(IsQueueEmpty(empty.status()));
-  EXPECT_EQ(empty.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(empty.status().code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_EQ(empty.status().message(), "queue empty");
   ASSERT_TRUE(q.PutNowait(1).ok());
   absl::Status full = q.PutNowait(2);
   EXPECT_TRUE(IsQueueFull(full));
-  EXPECT_EQ(full.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(full.code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_EQ(full.message(), "queue full");
   EXPECT_EQ(*q.GetNowait(), 1);
 }

@@ -123,7 +123,7 @@ Greenlet::Greenlet(PrivateTag, Hub& hub, absl::AnyInvocable<std::any()>&& body,
 Greenlet::~Greenlet() = default;
 
 GreenletRef Greenlet::Create(absl::AnyInvocable<std::any()> body, SpawnOptions options) {
-  if (!body) throw std::invalid_argument("gevent::Spawn: the function is empty");
+  if (!body) throw UsageError("gevent::Spawn: the function is empty");
   Hub& hub = GetHub();
   hub.DrainReleases();  // Finished greenlets' stacks back to the pool first, to be reused now.
   greenlet::StackPool& pool = greenlet::StackPool::ThisThread();
@@ -235,7 +235,7 @@ void Greenlet::NotifyLinks(const GreenletRef& self) {
 }
 
 Greenlet::LinkId Greenlet::AddLink(LinkKind kind, LinkCallback callback) {
-  if (!callback) throw std::invalid_argument("gevent::Greenlet::Link: the callback is empty");
+  if (!callback) throw UsageError("gevent::Greenlet::Link: the callback is empty");
   const LinkId id = next_link_id_++;
   links_.push_back(LinkEntry{id, kind, std::move(callback)});
   if (dead_ && !notify_node_.queued() && links_done_ == 0) {
@@ -266,12 +266,13 @@ bool Greenlet::Unlink(LinkId id) {
 }
 
 void Greenlet::ThrowJoinSelf() {
-  throw std::logic_error("gevent::Greenlet::Join: a greenlet cannot join itself");
+  throw UsageError("gevent::Greenlet::Join: a greenlet cannot join itself");
 }
 
-std::any Greenlet::Get(std::optional<absl::Duration> timeout) {
+absl::StatusOr<std::any> Greenlet::Get(std::optional<absl::Duration> timeout) {
   if (!Join(timeout)) {
-    throw TimeoutError(nullptr, "gevent::Greenlet::Get: timed out waiting for " + name_);
+    return absl::DeadlineExceededError("gevent::Greenlet::Get: timed out waiting for " + name() +
+                                       " to finish");
   }
   if (exception_) std::rethrow_exception(exception_);
   return value_;

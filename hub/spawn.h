@@ -1,7 +1,7 @@
 // gevent::Greenlet — a scheduled greenlet with a result, links and joiners (gevent.Greenlet).
 //
 //   gevent::GreenletRef g = gevent::Spawn([](int x) { return x * 2; }, 21);
-//   int v = std::any_cast<int>(g->Get());          // 42: parks until g finishes
+//   absl::StatusOr<int> v = g->GetAs<int>();       // 42: parks until g finishes
 //   g->Link([](const gevent::GreenletRef& done) { ... });   // runs on the hub after the finish
 //
 // A gevent::Greenlet wraps a greenlet::Greenlet whose parent is the hub. Spawn schedules its start
@@ -30,6 +30,12 @@
 // exception thrown into it from the hub (as gevent does), and Kill waits for it to finish when
 // `block` is true.
 //
+// Errors (base/errors.h): Get / GetAs return absl::StatusOr: DeadlineExceeded when their timeout
+// expires first, the value otherwise, and they rethrow the exception that ended the greenlet.
+// Join and JoinAll return false on a timeout (gevent's convention). Misuse throws
+// gevent::UsageError: an empty function or link callback, a greenlet joining itself, a stack size
+// below greenlet::kMinStackSize.
+//
 // Hub thread only.
 #ifndef GEVENT_HUB_SPAWN_H_
 #define GEVENT_HUB_SPAWN_H_
@@ -49,11 +55,13 @@
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "base/errors.h"
 #include "core/watchers.h"
 #include "greenlet/greenlet.h"
 #include "hub/hub.h"
-#include "hub/timeout.h"
 #include "hub/waitable.h"
 
 namespace gevent {
@@ -117,18 +125,21 @@ class Greenlet : public Waitable, public std::enable_shared_from_this<Greenlet> 
   void SetName(std::string name) { name_ = std::move(name); }
 
   // Join parks until the greenlet finishes; returns ready(). From the hub, throws
-  // BlockingInHubError (unless already finished); from the greenlet itself, std::logic_error.
+  // BlockingInHubError (unless already finished); from the greenlet itself, gevent::UsageError.
   // The caller must hold a reference (a GreenletRef) while it waits.
   bool Join(std::optional<absl::Duration> timeout = std::nullopt) {
     if (dead_) return true;
     return JoinParked(timeout);
   }
-  // Get joins and returns value(), rethrows exception(), or throws TimeoutError (timeout() null)
-  // if `timeout` elapses first.
-  std::any Get(std::optional<absl::Duration> timeout = std::nullopt);
+  // Get joins and returns value(), or rethrows exception(); absl::DeadlineExceededError naming
+  // the greenlet if `timeout` elapses first. Throws like Join.
+  absl::StatusOr<std::any> Get(std::optional<absl::Duration> timeout = std::nullopt);
+  // GetAs: Get, with the value as a T (std::bad_any_cast if it is not one).
   template <typename T>
-  T GetAs(std::optional<absl::Duration> timeout = std::nullopt) {
-    return std::any_cast<T>(Get(timeout));
+  absl::StatusOr<T> GetAs(std::optional<absl::Duration> timeout = std::nullopt) {
+    absl::StatusOr<std::any> value = Get(timeout);
+    if (!value.ok()) return value.status();
+    return std::any_cast<T>(*std::move(value));
   }
 
   // Kill ends the greenlet with `error` (GreenletExit when null); see the file comment.

@@ -34,7 +34,7 @@ TEST_F(SpawnTest, SpawnRunsAndGetReturnsTheValue) {
   GreenletRef g = Spawn([](int a, std::string b) { return b + std::to_string(a); }, 42, "x");
   EXPECT_FALSE(g->started());
   EXPECT_FALSE(g->ready());
-  EXPECT_EQ(g->GetAs<std::string>(), "x42");
+  EXPECT_EQ(*g->GetAs<std::string>(), "x42");
   EXPECT_TRUE(g->ready());
   EXPECT_TRUE(g->successful());
   EXPECT_TRUE(g->started());
@@ -55,23 +55,43 @@ TEST_F(SpawnTest, GetRethrowsTheExceptionAndItIsReportedOnce) {
   EXPECT_THROW(
       {
         try {
-          g->Get();
+          g->Get().IgnoreError();
         } catch (const std::runtime_error& e) {
           EXPECT_STREQ(e.what(), "boom");
           throw;
         }
       },
       std::runtime_error);
-  EXPECT_THROW(g->Get(), std::runtime_error);
+  EXPECT_THROW(g->Get().IgnoreError(), std::runtime_error);
   EXPECT_FALSE(g->successful());
   EXPECT_TRUE(g->exception() != nullptr);
   EXPECT_EQ(reported_, 1);
 }
 
-TEST_F(SpawnTest, GetWithTimeoutThrowsTimeoutError) {
-  GreenletRef g = Spawn([] { Sleep(absl::Milliseconds(50)); });
-  EXPECT_THROW(g->Get(absl::Milliseconds(1)), TimeoutError);
+TEST_F(SpawnTest, GetWithTimeoutReturnsDeadlineExceeded) {
+  GreenletRef g = Spawn([] {
+    Sleep(absl::Milliseconds(50));
+    return 3;
+  });
+  const absl::StatusOr<std::any> timed_out = g->Get(absl::Milliseconds(1));
+  EXPECT_EQ(timed_out.status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_NE(timed_out.status().message().find("gevent::Greenlet::Get"), std::string::npos)
+      << timed_out.status();
+  EXPECT_EQ(g->GetAs<int>(absl::ZeroDuration()).status().code(),
+            absl::StatusCode::kDeadlineExceeded);
   EXPECT_TRUE(g->Join());
+  EXPECT_EQ(*g->GetAs<int>(absl::ZeroDuration()), 3);
+}
+
+TEST_F(SpawnTest, MisuseThrowsUsageError) {
+  EXPECT_THROW(Greenlet::Create(nullptr), UsageError);
+  GreenletRef g = Spawn([] {
+    GreenletRef self = GetCurrent();
+    EXPECT_THROW(self->Join(), UsageError);
+  });
+  EXPECT_THROW(g->Link(nullptr), UsageError);
+  EXPECT_TRUE(g->Join());
+  EXPECT_TRUE(g->successful());
 }
 
 TEST_F(SpawnTest, SeveralGreenletsCanJoinTheSameOne) {
@@ -81,10 +101,10 @@ TEST_F(SpawnTest, SeveralGreenletsCanJoinTheSameOne) {
     return 7;
   });
   std::vector<int> seen;
-  GreenletRef j1 = Spawn([&] { seen.push_back(target->GetAs<int>()); });
-  GreenletRef j2 = Spawn([&] { seen.push_back(target->GetAs<int>() + 1); });
+  GreenletRef j1 = Spawn([&] { seen.push_back(*target->GetAs<int>()); });
+  GreenletRef j2 = Spawn([&] { seen.push_back(*target->GetAs<int>() + 1); });
   Spawn([&gate] { gate.Wake(); });
-  EXPECT_EQ(target->GetAs<int>(), 7);  // The main greenlet joins too.
+  EXPECT_EQ(*target->GetAs<int>(), 7);  // The main greenlet joins too.
   EXPECT_TRUE(JoinAll({j1, j2}));
   EXPECT_EQ(seen, (std::vector<int>{7, 8}));
 }
@@ -154,7 +174,7 @@ TEST_F(SpawnTest, KillUnstartedWithAnExceptionStoresIt) {
   GreenletRef g = Spawn([] {});
   g->Kill(std::make_exception_ptr(std::runtime_error("stop")));
   EXPECT_FALSE(g->successful());
-  EXPECT_THROW(g->Get(), std::runtime_error);
+  EXPECT_THROW(g->Get().IgnoreError(), std::runtime_error);
 }
 
 TEST_F(SpawnTest, KillRunningUnwindsItAndCountsAsSuccess) {
@@ -180,7 +200,7 @@ TEST_F(SpawnTest, KillWithACustomExceptionFailsTheGreenlet) {
   Sleep(absl::ZeroDuration());
   g->Kill(std::make_exception_ptr(std::runtime_error("killed")));
   EXPECT_FALSE(g->successful());
-  EXPECT_THROW(g->Get(), std::runtime_error);
+  EXPECT_THROW(g->Get().IgnoreError(), std::runtime_error);
 }
 
 TEST_F(SpawnTest, KillNonBlockingThenJoin) {
@@ -192,9 +212,9 @@ TEST_F(SpawnTest, KillNonBlockingThenJoin) {
 
 TEST_F(SpawnTest, KillFinishedIsHarmless) {
   GreenletRef g = Spawn([] { return 5; });
-  EXPECT_EQ(g->GetAs<int>(), 5);
+  EXPECT_EQ(*g->GetAs<int>(), 5);
   EXPECT_TRUE(g->Kill());
-  EXPECT_EQ(g->GetAs<int>(), 5);
+  EXPECT_EQ(*g->GetAs<int>(), 5);
   EXPECT_TRUE(g->successful());
 }
 
@@ -260,7 +280,7 @@ TEST_F(SpawnTest, GetCurrentAndNames) {
     seen = GetCurrent();
     return GetCurrent()->name();
   });
-  EXPECT_EQ(g->GetAs<std::string>(), "worker");
+  EXPECT_EQ(*g->GetAs<std::string>(), "worker");
   EXPECT_EQ(seen, g);
   g->SetName("renamed");
   EXPECT_EQ(g->name(), "renamed");
@@ -282,8 +302,8 @@ TEST_F(SpawnTest, LocalStorageIsPerGreenlet) {
   };
   GreenletRef a = Spawn(body, 3);
   GreenletRef b = Spawn(body, 5);
-  EXPECT_EQ(a->GetAs<int>(), 3);
-  EXPECT_EQ(b->GetAs<int>(), 5);
+  EXPECT_EQ(*a->GetAs<int>(), 3);
+  EXPECT_EQ(*b->GetAs<int>(), 5);
   EXPECT_EQ(counter.get(), 100);
   EXPECT_EQ(*label, "init");
 }
@@ -317,7 +337,7 @@ TEST_F(SpawnTest, ABadStackIsReportedBySpawnItself) {
   try {
     Spawn(options, [] {});
     FAIL() << "Spawn accepted a 1 KiB stack";
-  } catch (const std::invalid_argument& e) {
+  } catch (const UsageError& e) {
     EXPECT_NE(std::string(e.what()).find("1024"), std::string::npos) << e.what();
   }
   EXPECT_TRUE(Wait());
@@ -331,7 +351,7 @@ TEST_F(SpawnTest, TheGreenletLivesAtTheTopOfItsOwnStack) {
     // Above the part the greenlet runs on, within one page of it.
     return object >= top && object < top + 4096;
   });
-  EXPECT_TRUE(g->GetAs<bool>());
+  EXPECT_TRUE(*g->GetAs<bool>());
 }
 
 TEST_F(SpawnTest, StacksGoBackToThePoolWhenTheLastReferenceGoes) {

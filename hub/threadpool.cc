@@ -1,7 +1,6 @@
 #include "hub/threadpool.h"
 
 #include <algorithm>
-#include <stdexcept>
 
 namespace gevent {
 
@@ -21,7 +20,7 @@ bool WaitTask(TaskState& task, std::optional<absl::Duration> timeout) {
 }  // namespace internal
 
 ThreadPool::ThreadPool(std::size_t size, Hub& hub) : hub_(&hub) {
-  if (size == 0) throw std::invalid_argument("gevent::ThreadPool: size must be at least 1");
+  if (size == 0) throw UsageError("gevent::ThreadPool: size must be at least 1");
   async_ = std::make_unique<AsyncWatcher>(hub.loop(), [this] { CompleteFinished(); });
   workers_.reserve(size);
   for (std::size_t i = 0; i < size; ++i) workers_.emplace_back([this] { WorkerLoop(); });
@@ -37,7 +36,7 @@ void ThreadPool::Submit(std::shared_ptr<internal::TaskState> task) {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) {
       if (outstanding_ == 0) async_->Stop();
-      throw std::logic_error("gevent::ThreadPool::Spawn: the pool was shut down");
+      throw UsageError("gevent::ThreadPool::Spawn: the pool was shut down");
     }
     queue_.push_back(std::move(task));
   }

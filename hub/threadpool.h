@@ -4,7 +4,12 @@
 //   gevent::ThreadPool pool(4);
 //   int n = pool.Apply([] { return BlockingSyscall(); });   // parks only the calling greenlet
 //   auto r = pool.Spawn([] { return Compute(); });          // ThreadResult<int>
-//   int v = r.Get();                                        // parks until done; rethrows
+//   absl::StatusOr<int> v = r.Get(absl::Seconds(1));       // parks until done; rethrows
+//
+// Errors (base/errors.h): ThreadResult::Get returns absl::StatusOr<T> (absl::Status for void):
+// DeadlineExceeded when its timeout expires first, and it rethrows the exception the function
+// raised on its worker; Apply (no timeout) returns T and rethrows. Misuse throws
+// gevent::UsageError: a pool of size 0, Spawn/Apply after Shutdown.
 //
 // The pool belongs to the hub of the thread that created it: Spawn/Apply/Get are hub-thread only;
 // the functions run on the workers. A worker reports a finished task through one AsyncWatcher
@@ -31,10 +36,12 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "base/errors.h"
 #include "core/watchers.h"
 #include "hub/hub.h"
-#include "hub/timeout.h"
 
 namespace gevent {
 
@@ -57,6 +64,9 @@ bool WaitTask(TaskState& task, std::optional<absl::Duration> timeout);
 template <typename T>
 class ThreadResult {
  public:
+  // What Get returns: absl::StatusOr<T>, or absl::Status for a function returning void.
+  using GetResult = std::conditional_t<std::is_void_v<T>, absl::Status, absl::StatusOr<T>>;
+
   explicit ThreadResult(std::shared_ptr<internal::TaskState> task) : task_(std::move(task)) {}
   bool ready() const { return task_->done; }
   bool successful() const { return task_->done && !task_->error; }
@@ -64,12 +74,19 @@ class ThreadResult {
   bool Wait(std::optional<absl::Duration> timeout = std::nullopt) {
     return internal::WaitTask(*task_, timeout);
   }
-  // Get waits, then returns the result or rethrows the function's exception; TimeoutError (with
-  // a null timeout()) if `timeout` elapses first.
-  T Get(std::optional<absl::Duration> timeout = std::nullopt) {
-    if (!Wait(timeout)) throw TimeoutError(nullptr, "gevent::ThreadResult::Get: timed out");
+  // Get waits, then returns the result (OK for void) or rethrows the function's exception;
+  // absl::DeadlineExceededError if `timeout` elapses first (a zero timeout does not wait).
+  GetResult Get(std::optional<absl::Duration> timeout = std::nullopt) {
+    if (!Wait(timeout)) {
+      return absl::DeadlineExceededError(
+          "gevent::ThreadResult::Get: timed out before the function finished on its worker");
+    }
     if (task_->error) std::rethrow_exception(task_->error);
-    if constexpr (!std::is_void_v<T>) return std::any_cast<T>(task_->value);
+    if constexpr (std::is_void_v<T>) {
+      return absl::OkStatus();
+    } else {
+      return std::any_cast<T>(task_->value);
+    }
   }
 
  private:
@@ -78,13 +95,15 @@ class ThreadResult {
 
 class ThreadPool {
  public:
-  // ThreadPool starts `size` (>= 1) worker threads for the calling thread's hub.
+  // ThreadPool starts `size` (>= 1, else gevent::UsageError) worker threads for the calling
+  // thread's hub.
   explicit ThreadPool(std::size_t size, Hub& hub = GetHub());
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
   ~ThreadPool();
 
-  // Spawn queues fn() for a worker and returns its result handle at once.
+  // Spawn queues fn() for a worker and returns its result handle at once. After Shutdown, throws
+  // gevent::UsageError.
   template <typename F>
   ThreadResult<std::invoke_result_t<std::decay_t<F>&>> Spawn(F&& fn) {
     using R = std::invoke_result_t<std::decay_t<F>&>;
@@ -106,10 +125,15 @@ class ThreadPool {
   }
 
   // Apply runs fn() on a worker and parks the calling greenlet until it returns; returns its
-  // result or rethrows its exception (gevent's pool.apply).
+  // result or rethrows its exception (gevent's pool.apply). No timeout: the Get never fails.
   template <typename F>
   std::invoke_result_t<std::decay_t<F>&> Apply(F&& fn) {
-    return Spawn(std::forward<F>(fn)).Get();
+    auto result = Spawn(std::forward<F>(fn)).Get();
+    if constexpr (std::is_void_v<std::invoke_result_t<std::decay_t<F>&>>) {
+      (void)result;
+    } else {
+      return *std::move(result);
+    }
   }
 
   // Shutdown finishes the queued tasks and joins the workers (idempotent; hub thread only).

@@ -56,7 +56,7 @@ TEST_F(ThreadPoolTest, ExceptionIsRethrownInTheWaitingGreenlet) {
   auto r = pool.Spawn([] { throw std::out_of_range("x"); });
   EXPECT_TRUE(r.Wait());
   EXPECT_FALSE(r.successful());
-  EXPECT_THROW(r.Get(), std::out_of_range);
+  EXPECT_THROW(r.Get().IgnoreError(), std::out_of_range);
 }
 
 TEST_F(ThreadPoolTest, ManyTasksFromManyGreenlets) {
@@ -76,7 +76,7 @@ TEST_F(ThreadPoolTest, ManyTasksFromManyGreenlets) {
     }));
   }
   EXPECT_TRUE(JoinAll(gs, std::nullopt, /*raise_error=*/true));
-  for (int i = 0; i < 50; ++i) EXPECT_EQ(gs[i]->GetAs<int>(), 4 * i * 10 + 6);
+  for (int i = 0; i < 50; ++i) EXPECT_EQ(*gs[i]->GetAs<int>(), 4 * i * 10 + 6);
   EXPECT_EQ(ran.load(), 200);
 }
 
@@ -97,7 +97,7 @@ TEST_F(ThreadPoolTest, HubStaysAliveWhileAWorkerRunsAndOtherGreenletsRun) {
     }
     release.Notify();
   });
-  EXPECT_EQ(r.Get(), 5);
+  EXPECT_EQ(*r.Get(), 5);
   EXPECT_EQ(ticks, 3);
 }
 
@@ -114,13 +114,23 @@ TEST_F(ThreadPoolTest, WaitRunsUntilOutstandingTasksComplete) {
   releaser.join();
 }
 
-TEST_F(ThreadPoolTest, GetWithTimeoutThrowsTimeoutError) {
+TEST_F(ThreadPoolTest, GetWithTimeoutReturnsDeadlineExceeded) {
   ThreadPool pool(1);
   Notification go;
   auto r = pool.Spawn([&go] { go.WaitForNotification(); });
-  EXPECT_THROW(r.Get(absl::Milliseconds(1)), TimeoutError);
+  const absl::Status timed_out = r.Get(absl::Milliseconds(1));
+  EXPECT_EQ(timed_out.code(), absl::StatusCode::kDeadlineExceeded) << timed_out;
+  EXPECT_NE(timed_out.message().find("gevent::ThreadResult::Get"), std::string::npos) << timed_out;
   go.Notify();
-  r.Get();
+  EXPECT_TRUE(r.Get().ok());
+}
+
+TEST_F(ThreadPoolTest, MisuseThrowsUsageError) {
+  EXPECT_THROW(ThreadPool(0), UsageError);
+  ThreadPool pool(1);
+  pool.Shutdown();
+  EXPECT_THROW((void)pool.Spawn([] { return 1; }), UsageError);
+  EXPECT_EQ(pool.outstanding(), 0u);
 }
 
 TEST_F(ThreadPoolTest, ShutdownFinishesQueuedTasks) {

@@ -1,8 +1,9 @@
 #include "hub/waitable.h"
 
 #include <algorithm>
-#include <stdexcept>
 #include <string>
+
+#include "base/errors.h"
 
 namespace gevent {
 
@@ -14,8 +15,9 @@ IWait::IWait(const std::vector<Waitable*>& objects, std::optional<absl::Duration
     deadline_ = absl::Now() + *timeout;
   }
   for (std::size_t i = 0; i < objects.size(); ++i) {
-    if (objects[i] == nullptr) throw std::invalid_argument("gevent::IWait: object " +
-                                                           std::to_string(i) + " is null");
+    if (objects[i] == nullptr) {
+      throw UsageError("gevent::IWait: object " + std::to_string(i) + " is null");
+    }
   }
   for (std::size_t i = 0; i < objects.size(); ++i) {
     if (objects[i]->ready()) {

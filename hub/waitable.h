@@ -68,7 +68,8 @@ class Waitable {
 
 // IWait hands out `objects` in the order they become ready (those ready at the start first, in
 // argument order), at most `count` of them (default: all), until `timeout` (overall, from
-// construction) expires. Not copyable; use it from one greenlet.
+// construction) expires. Not copyable; use it from one greenlet. A null object is misuse: the
+// constructor throws gevent::UsageError naming its position.
 class IWait {
  public:
   explicit IWait(const std::vector<Waitable*>& objects,

@@ -85,7 +85,7 @@ TEST_F(WaitableTest, ANullObjectIsRejectedByPosition) {
   try {
     IWait it({&e, nullptr});
     FAIL() << "a null object was accepted";
-  } catch (const std::invalid_argument& error) {
+  } catch (const UsageError& error) {
     EXPECT_NE(std::string(error.what()).find("object 1 is null"), std::string::npos)
         << error.what();
   }

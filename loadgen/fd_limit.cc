@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "base/errno.h"
 
 namespace loadgen {
 
@@ -43,8 +43,7 @@ std::uint64_t ReadNrOpen() {
 absl::Status EnsureFdLimit(std::uint64_t clients, bool embedded_server) {
   struct rlimit limit;
   if (getrlimit(RLIMIT_NOFILE, &limit) != 0) {
-    return absl::InternalError(
-        absl::StrCat("getrlimit(RLIMIT_NOFILE) failed: ", std::strerror(errno)));
+    return gevent::ErrnoError(errno, "getrlimit(RLIMIT_NOFILE)", "", "failed: ");
   }
   const FdPlan plan = PlanFds(clients, embedded_server, limit.rlim_cur, limit.rlim_max, ReadNrOpen());
   if (!plan.fits) {
@@ -61,8 +60,9 @@ absl::Status EnsureFdLimit(std::uint64_t clients, bool embedded_server) {
     struct rlimit raised = limit;
     raised.rlim_cur = plan.new_soft;
     if (setrlimit(RLIMIT_NOFILE, &raised) != 0) {
-      return absl::InternalError(absl::StrCat("setrlimit(RLIMIT_NOFILE, soft=", plan.new_soft,
-                                              ") failed: ", std::strerror(errno)));
+      const int err = errno;
+      return gevent::ErrnoError(
+          err, absl::StrCat("setrlimit(RLIMIT_NOFILE, soft=", plan.new_soft, ")"), "", "failed: ");
     }
   }
   return absl::OkStatus();

@@ -42,7 +42,8 @@ FdPlan PlanFds(std::uint64_t clients, bool embedded_server, rlim_t soft, rlim_t 
 
 // EnsureFdLimit raises the soft RLIMIT_NOFILE as PlanFds says. When the hard limit is too low,
 // returns ResourceExhausted naming RLIMIT_NOFILE, the hard limit, what the run needs and the
-// largest --clients that fits; when setrlimit itself fails, Internal with the errno text.
+// largest --clients that fits; when getrlimit or setrlimit itself fails, gevent::ErrnoError's
+// status (the call, the errno text and name; EPERM is PermissionDenied).
 absl::Status EnsureFdLimit(std::uint64_t clients, bool embedded_server);
 
 }  // namespace loadgen

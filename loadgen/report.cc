@@ -3,11 +3,11 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/errno.h"
 
 namespace loadgen {
 
@@ -234,22 +234,28 @@ std::string ToJson(const RunResult& r) {
   return out;
 }
 
+namespace {
+
+// FileError: the failed stdio call's errno as a status; EIO if the call left errno 0 (a short
+// fwrite need not set it), so that a failure is never an OK status.
+absl::Status FileError(absl::string_view operation, absl::string_view where) {
+  return gevent::ErrnoError(errno != 0 ? errno : EIO, operation, where);
+}
+
+}  // namespace
+
 absl::Status WriteFile(const std::string& path, absl::string_view contents) {
   struct Closer {
     void operator()(std::FILE* f) const { std::fclose(f); }
   };
   std::unique_ptr<std::FILE, Closer> file(std::fopen(path.c_str(), "w"));
-  if (!file) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot open ", path, " for writing: ", std::strerror(errno)));
-  }
+  if (!file) return FileError("cannot open", absl::StrCat(path, " for writing"));
+  errno = 0;
   if (std::fwrite(contents.data(), 1, contents.size(), file.get()) != contents.size() ||
       std::fflush(file.get()) != 0) {
-    return absl::UnavailableError(absl::StrCat("cannot write ", path, ": ", std::strerror(errno)));
+    return FileError("cannot write", path);
   }
-  if (std::fclose(file.release()) != 0) {
-    return absl::UnavailableError(absl::StrCat("cannot close ", path, ": ", std::strerror(errno)));
-  }
+  if (std::fclose(file.release()) != 0) return FileError("cannot close", path);
   return absl::OkStatus();
 }
 

@@ -117,7 +117,9 @@ std::string ToJson(const RunResult& result);
 // escaped; other bytes, UTF-8 included, copied as they are).
 std::string JsonString(absl::string_view text);
 
-// WriteFile writes `contents` to `path` (replacing it). Error statuses name the path and errno.
+// WriteFile writes `contents` to `path` (replacing it). Errors: gevent::ErrnoError's status,
+// naming the step, the path and the errno (text and name; the code as base/errno.h maps it, e.g.
+// NotFound for a missing directory, PermissionDenied, ResourceExhausted for a full disk).
 absl::Status WriteFile(const std::string& path, absl::string_view contents);
 
 }  // namespace loadgen

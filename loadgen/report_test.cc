@@ -283,6 +283,8 @@ TEST(ReportTest, WriteFileWritesAndReportsFailures) {
   const absl::Status s = WriteFile("/nonexistent-dir/x.json", "{}");
   EXPECT_FALSE(s.ok());
   EXPECT_TRUE(absl::StrContains(s.message(), "/nonexistent-dir/x.json")) << s.message();
+  EXPECT_TRUE(absl::StrContains(s.message(), "[ENOENT]")) << s.message();
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound) << s;
 }
 
 }  // namespace

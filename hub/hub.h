@@ -127,7 +127,7 @@ class Hub : public internal::Scheduler {
   bool Wait(WatcherT& watcher, std::optional<absl::Duration> timeout = std::nullopt);
 
   // Schedule queues `fn` to run on the hub, after every entry already queued. Hub thread only.
-  // Exceptions from `fn` go to the loop's error handler.
+  // Exceptions from `fn` go to the loop's error handler. An empty `fn` throws UsageError.
   void Schedule(absl::AnyInvocable<void()> fn);
 
   // Yield puts the current greenlet at the end of the ready queue and switches to the hub: every
@@ -142,7 +142,7 @@ class Hub : public internal::Scheduler {
 
   // RunCallbackThreadSafe queues `fn` to run on the hub thread (through an async watcher). Any
   // thread may call it. The hub does not wait for such callbacks unless something else keeps it
-  // alive (see ThreadPool for a waited-for cross-thread call).
+  // alive (see ThreadPool for a waited-for cross-thread call). An empty `fn` throws UsageError.
   void RunCallbackThreadSafe(absl::AnyInvocable<void()> fn);
 
   // StartMonitor starts the blocked-hub monitor: a thread that reports (MonitorOptions::report)
@@ -151,6 +151,8 @@ class Hub : public internal::Scheduler {
   // that waits for I/O is idle, not blocked. Restarting replaces the options. Hub thread only;
   // the monitor stops with StopMonitor or with the hub. What it reads costs the hub two plain
   // stores per switch, started or not.
+  //
+  // A non-positive threshold throws UsageError.
   //
   // The report names the blocking greenlet while it still runs (it reads the name a spawned
   // greenlet was given; renaming a greenlet while the monitor runs is a race).
@@ -178,7 +180,9 @@ class Hub : public internal::Scheduler {
   std::unique_ptr<AsyncWatcher> foreign_async_;
 };
 
-// GetHub returns the calling thread's hub, creating it on first use.
+// GetHub returns the calling thread's hub, creating it on first use. Throws std::runtime_error
+// when the thread's event loop cannot be made (out of descriptors, say): there is no status to
+// return, and nothing on the thread can run without it.
 __attribute__((always_inline)) inline Hub& GetHub() {
   Hub* hub = internal::tls_hub;
   if (__builtin_expect(hub != nullptr, 1)) return *hub;

@@ -64,7 +64,7 @@ absl::StatusOr<std::vector<SocketAddress>> Resolve(absl::string_view host, uint1
     return absl::DeadlineExceededError(absl::StrCat("gevent::Resolve ", host, ": timed out after ",
                                                     absl::FormatDuration(*timeout)));
   }
-  LookupResult result = pending.Get();
+  LookupResult result = *std::move(pending.Get());  // Done: Get cannot time out.
   if (result.gai_error != 0) {
     std::string text = gai_strerror(result.gai_error);
     if (result.gai_error == EAI_SYSTEM) text += ": " + ErrnoText(result.sys_errno);

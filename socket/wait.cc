@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <poll.h>
 
+#include <memory>
+
 #include "absl/strings/str_cat.h"
 #include "base/errno.h"
 #include "base/syscall.h"
@@ -21,22 +23,40 @@ absl::Status WaitFor(int fd, Side side, std::optional<absl::Duration> timeout,
     return absl::InvalidArgumentError(absl::StrCat(operation, ": fd must be >= 0, got ", fd));
   }
   Hub& hub = GetHub();
-  if (Readiness* owned = Readiness::Find(fd)) return owned->WaitReady(side, timeout, operation);
-  // Nothing in the stack has this fd registered: ask the kernel, and register it only to wait.
-  const short events = side == Side::kRead    ? POLLIN
-                       : side == Side::kWrite ? POLLOUT
-                                              : POLLIN | POLLOUT;
-  const int n = sys::PollNow(fd, events);
-  if (n < 0) return ErrnoError(errno, operation, absl::StrCat("(fd ", fd, ")"));
-  if (n > 0) return absl::OkStatus();
-  absl::StatusOr<EdgePoller*> poller = hub.edge_poller();
-  if (!poller.ok()) return poller.status();
-  Readiness readiness(hub, **poller, fd, /*stream=*/false);
-  readiness.set_transient();
-  if (absl::Status registered = readiness.Register(); !registered.ok()) return registered;
-  // Registering reports the fd's state as of now: a change since the poll above is not lost.
+  Readiness* readiness = Readiness::Find(fd);
+  if (readiness != nullptr && !readiness->transient()) {
+    return readiness->WaitReady(side, timeout, operation);  // A socket's: its rules hold.
+  }
+  bool polled = false;
+  if (readiness == nullptr) {
+    // Nothing in the stack has this fd registered: ask the kernel, and register it only to wait.
+    const short events = side == Side::kRead    ? POLLIN
+                         : side == Side::kWrite ? POLLOUT
+                                                : POLLIN | POLLOUT;
+    const int n = sys::PollNow(fd, events);
+    if (n < 0) return ErrnoError(errno, operation, absl::StrCat("(fd ", fd, ")"));
+    if (n > 0) return absl::OkStatus();
+    absl::StatusOr<EdgePoller*> poller = hub.edge_poller();
+    if (!poller.ok()) return poller.status();
+    auto made = std::make_unique<Readiness>(hub, **poller, fd, /*stream=*/false);
+    made->set_transient();
+    if (absl::Status registered = made->Register(); !registered.ok()) return registered;
+    readiness = made.release();
+    polled = true;
+  }
+  // Another greenlet may wait on the other side through the same registration: it goes with
+  // the last of them, whichever way each leaves (a kill included).
+  readiness->AddUse();
+  struct ReleaseUse {
+    Readiness* readiness;
+    ~ReleaseUse() {
+      if (readiness->ReleaseUse()) delete readiness;
+    }
+  } release{readiness};
+  if (!polled) return readiness->WaitReady(side, timeout, operation);
+  // Registering reported the fd's state as of now: a change since the poll above is not lost.
   std::optional<absl::Time> deadline;
-  return readiness.Wait(side, &deadline, timeout, operation);
+  return readiness->Wait(side, &deadline, timeout, operation);
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "hub/event.h"
 #include "hub/hub.h"
 #include "hub/hub_test_fixture.h"
 #include "hub/spawn.h"
@@ -117,6 +118,41 @@ TEST_F(WaitTest, WaitReadWriteEndsOnEitherSide) {
   Spawn([&] { EXPECT_TRUE(WaitReadWrite(fd, absl::Seconds(10)).ok()); });
   Spawn([&] { ASSERT_TRUE(pair->second.SendAll("r").ok()); });  // Readable first.
   Wait();
+  close(fd);
+}
+
+TEST_F(WaitTest, AReaderAndAWriterOfOneFdEachEndOnTheirOwnSide) {
+  absl::StatusOr<std::pair<Socket, Socket>> pair = Socket::Pair();
+  ASSERT_TRUE(pair.ok()) << pair.status();
+  const int fd = pair->first.Detach();  // Owned by no Socket from here on.
+  static const std::string chunk(65536, 'x');
+  while (send(fd, chunk.data(), chunk.size(), MSG_DONTWAIT) > 0) {
+  }
+  std::vector<std::string> order;
+  Event reader_done;
+  Spawn([&] {
+    EXPECT_TRUE(WaitRead(fd, absl::Seconds(10)).ok());
+    order.push_back("readable");
+    reader_done.Set();
+  });
+  Spawn([&] {
+    // The reader leaving first must not end this wait (they share one registration).
+    absl::Status s = WaitWrite(fd, absl::Seconds(10));
+    EXPECT_TRUE(s.ok()) << s;
+    order.push_back("writable");
+  });
+  Spawn([&] {
+    ASSERT_TRUE(pair->second.SendAll("r").ok());
+    ASSERT_TRUE(reader_done.Wait(absl::Seconds(10)));
+    order.push_back("drain");
+    char buf[4096];
+    for (;;) {
+      absl::StatusOr<size_t> n = pair->second.RecvInto(absl::MakeSpan(buf), absl::ZeroDuration());
+      if (!n.ok() || *n == 0) break;
+    }
+  });
+  Wait();
+  EXPECT_THAT(order, ::testing::ElementsAre("readable", "drain", "writable"));
   close(fd);
 }
 

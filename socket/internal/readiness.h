@@ -102,9 +102,12 @@ class Readiness : public EdgePoller::Handle {
   void Unregister();
 
   // transient: made by a wait on an fd that nothing in the stack owns (gevent::WaitRead), for
-  // the length of that wait.
+  // as long as some greenlet waits through it: each holds a use (AddUse), the last to let go
+  // (ReleaseUse returns true) deletes it.
   bool transient() const { return transient_; }
   void set_transient() { transient_ = true; }
+  void AddUse() { ++uses_; }
+  bool ReleaseUse() { return --uses_ == 0; }
 
   // MarkNotReady: the caller saw `side` not ready (a short read or write of a stream): the next Io
   // with wait_first waits for an event before calling. A read side that hung up stays ready.
@@ -177,6 +180,7 @@ class Readiness : public EdgePoller::Handle {
   bool stream_;
   bool registered_ = false;
   bool transient_ = false;
+  int uses_ = 0;  // Of a transient Readiness: the greenlets waiting through it.
   bool output_watched_ = false;  // Output events asked for (the first wait to write does).
   std::optional<absl::Duration> default_timeout_;
   Direction read_;

@@ -169,6 +169,30 @@ std::string ReadToEnd(int fd, bool* ended) {
   }
 }
 
+// LoopbackListener: a TCP socket bound to a free loopback port (listening if `listen_backlog`
+// > 0); its port in *port.
+int LoopbackListener(int listen_backlog, int* port) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      (listen_backlog > 0 && listen(fd, listen_backlog) != 0) ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    std::abort();
+  }
+  *port = ntohs(a.sin_port);
+  return fd;
+}
+
+// ClosedPort: a loopback port nobody listens on (bound, noted, closed).
+int ClosedPort() {
+  int port = 0;
+  close(LoopbackListener(0, &port));
+  return port;
+}
+
 // ExpectUsageError: the program exits with 2 and a message naming the problem.
 void ExpectUsageError(const std::string& program, const std::vector<std::string>& args,
                       const std::string& problem) {
@@ -228,17 +252,7 @@ TEST(PortForwarderExample, ForwardsBothWaysAndPassesTheCloseOn) {
 }
 
 TEST(PortForwarderExample, ATargetThatRefusesClosesTheClientAndSaysWhy) {
-  // A port nobody listens on: bind one, note it, close it.
-  const int probe = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  ASSERT_EQ(bind(probe, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  ASSERT_EQ(getsockname(probe, reinterpret_cast<sockaddr*>(&a), &len), 0);
-  const int closed_port = ntohs(a.sin_port);
-  close(probe);
-
+  const int closed_port = ClosedPort();
   Child forwarder(Runfile("examples/port_forwarder"),
                   {"0", absl::StrCat("127.0.0.1:", closed_port)});
   const int port = forwarder.Port();
@@ -273,26 +287,11 @@ TEST(FetcherExample, FetchesConcurrentlyAndReportsEachFailure) {
   const int http_port = http.Port();
   ASSERT_GT(http_port, 0) << "Python's http.server did not start: install Debian's python3";
 
-  // A server that accepts (the kernel does, into the backlog) and never answers.
-  const int silent = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  ASSERT_EQ(bind(silent, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  ASSERT_EQ(listen(silent, 8), 0);
-  ASSERT_EQ(getsockname(silent, reinterpret_cast<sockaddr*>(&a), &len), 0);
-  const int silent_port = ntohs(a.sin_port);
-  // And a port that refuses.
-  const int probe = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in p{};
-  p.sin_family = AF_INET;
-  p.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  len = sizeof p;
-  ASSERT_EQ(bind(probe, reinterpret_cast<sockaddr*>(&p), sizeof p), 0);
-  ASSERT_EQ(getsockname(probe, reinterpret_cast<sockaddr*>(&p), &len), 0);
-  const int closed_port = ntohs(p.sin_port);
-  close(probe);
+  // A server that accepts (the kernel does, into the backlog) and never answers, and a port
+  // that refuses.
+  int silent_port = 0;
+  const int silent = LoopbackListener(8, &silent_port);
+  const int closed_port = ClosedPort();
 
   const std::string base = absl::StrCat("http://127.0.0.1:", http_port);
   const std::string silent_url = absl::StrCat("http://127.0.0.1:", silent_port, "/");

@@ -17,7 +17,7 @@ packages=(
   libgtest-dev          # tests
   libgmock-dev          # tests (matchers)
   libbenchmark-dev      # benchmarks (//greenlet:greenlet_benchmark, //core:core_benchmark)
-  python3               # tools/test.sh counts test cases in Bazel's test.xml files
+  python3               # tools/test.sh counts test cases; examples_test serves HTTP with http.server
 )
 
 say() { echo "setup: $*" >&2; }

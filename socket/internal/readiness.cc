@@ -76,8 +76,10 @@ Readiness* Readiness::Find(int fd) {
   if (hub == nullptr) return nullptr;
   absl::StatusOr<EdgePoller*> poller = hub->edge_poller();
   if (!poller.ok()) return nullptr;
-  // Every handle of the hub's edge poller is a Readiness (the socket layer is its only user).
-  return static_cast<Readiness*>((*poller)->Find(fd));
+  EdgePoller::Handle* handle = (*poller)->Find(fd);
+  // A Readiness is told by its callback (some other user of the poller may have the fd).
+  if (handle == nullptr || handle->on_events != &Readiness::OnEvents) return nullptr;
+  return static_cast<Readiness*>(handle);
 }
 
 void Readiness::OnEvents(EdgePoller::Handle* handle, std::uint32_t events) {
@@ -133,7 +135,7 @@ Readiness::WaitResult Readiness::Park(Direction& d, Direction* also,
   } catch (...) {
     // Killed, timed out by a gevent::Timeout, or parked on the hub greenlet.
     hub.Unschedule(&node);
-    if (!node.closed) {  // A close has cleaned up already.
+    if (!node.closed && !node.cancelled) {  // A close or a Cancel has cleaned up already.
       hub.loop().Unref();
       d.timer.Stop();
       for (Direction* side : {&d, also}) {

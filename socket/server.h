@@ -72,7 +72,7 @@ struct StreamServerOptions {
   // pool_size: most handlers running at once; 0 = no limit.
   size_t pool_size = 0;
   // stack: each handler greenlet's stack. Guarded by default; kUnguarded scales to many more
-  // connections per process (see README "Machine limits").
+  // connections per process (see docs/architecture.md, "Machine limits").
   greenlet::StackOptions stack{64 * 1024, greenlet::StackKind::kGuarded};
   // reuse_address / reuse_port: SO_REUSEADDR / SO_REUSEPORT on the listener.
   bool reuse_address = true;

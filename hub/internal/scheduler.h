@@ -89,7 +89,7 @@ struct ReadyNode : ListLink {
   greenlet::Greenlet* resume = nullptr;
   void (*discard)(ReadyNode* self) = nullptr;
   // from_poll: queued by a watcher callback for readiness that a poll found. Such entries do not
-  // count toward Hub::kPollEvery: a poll queues at most one per watcher, so they cannot starve
+  // count toward Scheduler::kPollEvery: a poll queues at most one per watcher, so they cannot starve
   // I/O, and a busy server runs a whole poll's batch before it polls again.
   bool from_poll = false;
   // lines_after: how many cache lines after the one this entry starts in the resumed greenlet

@@ -20,7 +20,8 @@ using ::testing::HasSubstr;
 TEST(ErrnoError, NamesOperationWhereTextAndErrno) {
   absl::Status s = ErrnoError(ECONNREFUSED, "gevent::Socket::Connect", "to 127.0.0.1:1");
   EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
-  EXPECT_EQ(s.message(), "gevent::Socket::Connect to 127.0.0.1:1: Connection refused [ECONNREFUSED]");
+  EXPECT_EQ(s.message(),
+            "gevent::Socket::Connect to 127.0.0.1:1: Connection refused [ECONNREFUSED]");
   EXPECT_EQ(ErrnoOf(s), ECONNREFUSED);
 }
 

@@ -283,7 +283,8 @@ TEST(FetcherExample, FetchesConcurrentlyAndReportsEachFailure) {
   std::ofstream(root + "/a.txt") << std::string(100, 'a');
   std::ofstream(root + "/b.txt") << "bbbbb";
 
-  Child http("python3", {"-u", "-m", "http.server", "--bind", "127.0.0.1", "--directory", root, "0"});
+  Child http("python3",
+             {"-u", "-m", "http.server", "--bind", "127.0.0.1", "--directory", root, "0"});
   const int http_port = http.Port();
   ASSERT_GT(http_port, 0) << "Python's http.server did not start: install Debian's python3";
 
@@ -297,8 +298,8 @@ TEST(FetcherExample, FetchesConcurrentlyAndReportsEachFailure) {
   const std::string silent_url = absl::StrCat("http://127.0.0.1:", silent_port, "/");
   const std::string closed_url = absl::StrCat("http://127.0.0.1:", closed_port, "/");
   Child fetcher(Runfile("examples/fetcher"),
-                {"--concurrency=2", "--timeout_ms=300", base + "/a.txt", silent_url, base + "/b.txt",
-                 base + "/missing", closed_url});
+                {"--concurrency=2", "--timeout_ms=300", base + "/a.txt", silent_url,
+                 base + "/b.txt", base + "/missing", closed_url});
   std::string out, err;
   EXPECT_EQ(fetcher.Finish(&out, &err), 1) << out << err;  // Some URLs failed.
   EXPECT_THAT(out, HasSubstr(base + "/a.txt: HTTP/1.0 200 OK, 100 bytes"));

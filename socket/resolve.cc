@@ -43,7 +43,8 @@ LookupResult Lookup(const std::string& host, uint16_t port, int family) {
 }  // namespace
 
 absl::StatusOr<std::vector<SocketAddress>> Resolve(absl::string_view host, uint16_t port,
-                                                   int family, std::optional<absl::Duration> timeout,
+                                                   int family,
+                                                   std::optional<absl::Duration> timeout,
                                                    ThreadPool* pool) {
   if (absl::StatusOr<SocketAddress> numeric = SocketAddress::FromIp(host, port); numeric.ok()) {
     if (family != AF_UNSPEC && numeric->family() != family) {

@@ -324,8 +324,9 @@ absl::Status Socket::RecvExactly(absl::Span<char> buffer, IoTimeout timeout) {
     absl::StatusOr<size_t> n = RecvInto(buffer.subspan(got), step);
     if (!n.ok()) return n.status();
     if (*n == 0) {
-      return absl::OutOfRangeError(absl::StrCat("gevent::Socket::RecvExactly: the stream ended after ",
-                                                got, " of ", buffer.size(), " bytes"));
+      return absl::OutOfRangeError(
+          absl::StrCat("gevent::Socket::RecvExactly: the stream ended after ", got, " of ",
+                       buffer.size(), " bytes"));
     }
     got += *n;
   }
@@ -411,7 +412,9 @@ absl::Status Socket::Shutdown(int how) {
 absl::Status Socket::SetOption(int level, int name, int value) {
   if (!state_) return ClosedError("gevent::Socket::SetOption");
   if (setsockopt(state_->fd(), level, name, &value, sizeof value) != 0) {
-    return ErrnoError(errno, "gevent::Socket::SetOption", absl::StrCat("(fd ", state_->fd(), ", level ", level, ", option ", name, ")"));
+    return ErrnoError(
+        errno, "gevent::Socket::SetOption",
+        absl::StrCat("(fd ", state_->fd(), ", level ", level, ", option ", name, ")"));
   }
   return absl::OkStatus();
 }
@@ -421,7 +424,9 @@ absl::StatusOr<int> Socket::GetOption(int level, int name) const {
   int value = 0;
   socklen_t len = sizeof value;
   if (getsockopt(state_->fd(), level, name, &value, &len) != 0) {
-    return ErrnoError(errno, "gevent::Socket::GetOption", absl::StrCat("(fd ", state_->fd(), ", level ", level, ", option ", name, ")"));
+    return ErrnoError(
+        errno, "gevent::Socket::GetOption",
+        absl::StrCat("(fd ", state_->fd(), ", level ", level, ", option ", name, ")"));
   }
   return value;
 }

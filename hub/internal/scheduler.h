@@ -89,8 +89,8 @@ struct ReadyNode : ListLink {
   greenlet::Greenlet* resume = nullptr;
   void (*discard)(ReadyNode* self) = nullptr;
   // from_poll: queued by a watcher callback for readiness that a poll found. Such entries do not
-  // count toward Scheduler::kPollEvery: a poll queues at most one per watcher, so they cannot starve
-  // I/O, and a busy server runs a whole poll's batch before it polls again.
+  // count toward Scheduler::kPollEvery: a poll queues at most one per watcher, so they cannot
+  // starve I/O, and a busy server runs a whole poll's batch before it polls again.
   bool from_poll = false;
   // lines_after: how many cache lines after the one this entry starts in the resumed greenlet
   // also reads (the rest of the entry's owner: a socket's watcher and wait fields, say),
@@ -308,7 +308,8 @@ __attribute__((always_inline)) inline std::any Scheduler::SwitchAway(greenlet::G
   return greenlet_.Switch();
 }
 
-__attribute__((always_inline)) inline const void* Scheduler::Park(std::initializer_list<const void*> keys) {
+__attribute__((always_inline)) inline const void* Scheduler::Park(
+    std::initializer_list<const void*> keys) {
   greenlet::Greenlet* self = greenlet::Greenlet::Current();
   if (__builtin_expect(self == &greenlet_, 0)) internal::ThrowBlockingInHub("a blocking call");
   std::any value = SwitchAway(self);

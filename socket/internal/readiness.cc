@@ -95,7 +95,8 @@ Readiness::WaitResult Readiness::Park(Direction& d, Direction* also,
                                       std::optional<absl::Duration> timeout,
                                       const char* operation) {
   Hub& hub = *hub_;
-  if (ABSL_PREDICT_FALSE(d.waiting != nullptr)) ThrowSecondWaiter(operation, &d == &read_, !transient_, fd_);
+  if (ABSL_PREDICT_FALSE(d.waiting != nullptr))
+    ThrowSecondWaiter(operation, &d == &read_, !transient_, fd_);
   if (ABSL_PREDICT_FALSE(also != nullptr && also->waiting != nullptr)) {
     ThrowSecondWaiter(operation, /*read=*/false, !transient_, fd_);
   }

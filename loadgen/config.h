@@ -6,11 +6,10 @@
 //
 //   loadgen::Config config = loadgen::ParseCommandLineOrExit(argc, argv);   // exit 2 on bad input
 //
-// Usage errors (exit code 2, one line "loadgen: usage error: ..." naming the flag, then a hint to
-// run --help): an unknown flag, a flag value that does not parse, a stray positional argument, or
-// a value Validate() rejects (zero clients, message size 0, negative duration, malformed
-// --target, ...). Abseil's own parser would exit with 1 on the first two; CheckArgs() catches them
-// first so every usage error has the same exit code.
+// Usage errors follow the binaries' rule (base/flags.h): exit code 2 and one line,
+// "loadgen: --flag=value: what is allowed", for an unknown flag, a flag value that does not
+// parse, a stray positional argument, or a value Validate() rejects (zero clients, message size
+// 0, negative duration, malformed --target, ...). --help prints UsageText() and exits 0.
 //
 // Thread-safety: ParseCommandLineOrExit and ConfigFromFlags read the process-wide flags; call them
 // from main before starting threads. Config itself is a value type.
@@ -24,23 +23,25 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "base/flags.h"
 
 namespace loadgen {
 
 // Exit codes of the loadgen binary.
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitRunErrors = 1;   // The run finished but counted errors.
-inline constexpr int kExitUsage = 2;       // Bad command line; nothing was run.
+inline constexpr int kExitUsage = gevent::kExitUsage;  // Bad command line; nothing was run.
 inline constexpr int kExitSetupFailed = 3;  // fd limit, server start-up, thread creation...
 
 // Limits that Validate enforces.
 inline constexpr int kMaxClients = 1'000'000;
 inline constexpr int kMaxThreads = 256;
-inline constexpr int kMaxMessageSize = 1 << 20;
 // One greenlet per client writes whole messages before it reads the echoes, so the bytes in
 // flight per connection must fit in the socket buffers or client and server could both block in
 // send. 64 KiB fits the loopback defaults (net.ipv4.tcp_rmem/wmem) with room to spare.
 inline constexpr std::int64_t kMaxInFlightBytes = 64 * 1024;
+// So a single message fits that too (the --message_size help text says 1..65536).
+inline constexpr int kMaxMessageSize = static_cast<int>(kMaxInFlightBytes);
 
 struct Config {
   int clients = 1000;
@@ -71,13 +72,11 @@ struct Target {
 absl::StatusOr<Target> ParseTarget(absl::string_view text);
 
 // Validate checks every field and the combinations; the first problem found is returned as
-// InvalidArgument whose message starts with the flag's name ("--clients must be ...").
+// InvalidArgument whose message starts with the flag and its value ("--clients=0: must be ...").
 absl::Status Validate(const Config& config);
 
-// CheckArgs looks at argv[1..argc) before abseil parses it: every flag must exist and its value
-// must parse (checked with the flag's own parser), and there must be no positional argument.
-// Returns InvalidArgument naming the offending argument. Sets no flag that the real parse would
-// not set to the same value.
+// CheckArgs: gevent::CheckArgs (base/flags.h) for loadgen: every flag must exist, its value must
+// parse, and there must be no positional argument.
 absl::Status CheckArgs(int argc, char** argv);
 
 // ConfigFromFlags reads the current flag values (no validation).
@@ -86,9 +85,9 @@ Config ConfigFromFlags();
 // UsageText: what --help prints: the program's purpose and every loadgen flag with its default.
 std::string UsageText();
 
-// ParseCommandLineOrExit: CheckArgs, then --help / --helpshort (UsageText on stdout, exit 0),
-// absl::ParseCommandLine (abseil's other usage flags), and Validate. Any usage error prints one
-// line to stderr and exits with kExitUsage.
+// ParseCommandLineOrExit: gevent::ParseFlagsOrExit (CheckArgs, --help on stdout and exit 0,
+// absl::ParseCommandLine), then Validate. Any usage error prints one line to stderr and exits
+// with kExitUsage.
 Config ParseCommandLineOrExit(int argc, char** argv);
 
 }  // namespace loadgen

@@ -14,6 +14,14 @@ void ExpectRejected(const Config& config, const std::string& flag) {
   const absl::Status s = Validate(config);
   EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
   EXPECT_TRUE(absl::StartsWith(s.message(), flag)) << "message: " << s.message();
+  EXPECT_EQ(s.message().find('\n'), absl::string_view::npos) << "not one line: " << s.message();
+}
+
+// ExpectMessage checks the whole message of a rejected `config`.
+void ExpectMessage(const Config& config, const std::string& message) {
+  const absl::Status s = Validate(config);
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  EXPECT_EQ(s.message(), message);
 }
 
 TEST(ConfigTest, DefaultsAreValid) {
@@ -53,6 +61,10 @@ TEST(ConfigTest, NegativeWarmupIsRejectedButZeroIsFine) {
   EXPECT_TRUE(Validate(c).ok());
   c.warmup = absl::Milliseconds(-1);
   ExpectRejected(c, "--warmup");
+  c.warmup = absl::Seconds(-1);
+  ExpectMessage(c, "--warmup=-1s: must be zero or positive and finite");
+  c.warmup = absl::InfiniteDuration();
+  ExpectRejected(c, "--warmup");
 }
 
 TEST(ConfigTest, MessageSizeOutOfRangeIsRejected) {
@@ -65,6 +77,42 @@ TEST(ConfigTest, MessageSizeOutOfRangeIsRejected) {
   EXPECT_TRUE(Validate(c).ok());
 }
 
+// --help and the check agree: anything over 65536 bytes is refused, 65536 itself is not.
+TEST(ConfigTest, MessageSizeLimitIsTheOneTheHelpGives) {
+  EXPECT_EQ(kMaxMessageSize, 65536);
+  EXPECT_EQ(kMaxMessageSize, kMaxInFlightBytes);
+  Config c;
+  c.message_size = 65536;
+  EXPECT_TRUE(Validate(c).ok());
+  c.message_size = 65537;
+  ExpectMessage(c, "--message_size=65537: must be between 1 and 65536");
+  c.message_size = 1 << 20;
+  ExpectRejected(c, "--message_size=1048576");
+  EXPECT_TRUE(absl::StrContains(UsageText(), "bytes per message, 1..65536 (and --pipeline * "
+                                             "--message_size at most 65536)"))
+      << UsageText();
+  EXPECT_FALSE(absl::StrContains(UsageText(), "1048576")) << UsageText();
+}
+
+TEST(ConfigTest, MessagesNameTheFlagItsValueAndWhatIsAllowed) {
+  Config c;
+  c.clients = 0;
+  ExpectMessage(c, "--clients=0: must be between 1 and 1000000");
+  c = Config();
+  c.duration = absl::ZeroDuration();
+  ExpectMessage(c, "--duration=0: must be positive and finite");
+  c = Config();
+  c.client_threads = 2;
+  c.clients = 1;
+  ExpectMessage(c, "--client_threads=2: must not exceed --clients (1)");
+  c = Config();
+  c.target = "nohost";
+  ExpectMessage(c, "--target=nohost: must be HOST:PORT (missing ':PORT')");
+  c = Config();
+  c.rate = -1;
+  ExpectMessage(c, "--rate=-1: must be 0 (closed loop) or a positive number of messages/s");
+}
+
 TEST(ConfigTest, PipelineZeroIsRejected) {
   Config c;
   c.pipeline = 0;
@@ -75,7 +123,8 @@ TEST(ConfigTest, TooManyBytesInFlightAreRejected) {
   Config c;
   c.message_size = 4096;
   c.pipeline = 17;  // 68 KiB.
-  ExpectRejected(c, "--pipeline * --message_size");
+  ExpectMessage(c, "--pipeline=17: --pipeline * --message_size (17 * 4096) must be at most 65536 "
+                   "bytes in flight per client");
   c.pipeline = 16;
   EXPECT_TRUE(Validate(c).ok());
 }
@@ -162,21 +211,24 @@ TEST(ConfigTest, CheckArgsAcceptsKnownFlagsInEveryForm) {
 TEST(ConfigTest, CheckArgsRejectsUnknownFlags) {
   const absl::Status s = Check({"--clients=10", "--client=5"});
   EXPECT_TRUE(absl::IsInvalidArgument(s));
-  EXPECT_TRUE(absl::StrContains(s.message(), "unknown flag --client")) << s.message();
+  EXPECT_EQ(s.message(), "--client=5: unknown flag (see --help)");
+  EXPECT_EQ(Check({"--client"}).message(), "--client: unknown flag (see --help)");
   EXPECT_FALSE(Check({"--noclients"}).ok());  // "no" only negates booleans.
 }
 
 TEST(ConfigTest, CheckArgsRejectsValuesThatDoNotParse) {
-  absl::Status s = Check({"--clients=many"});
-  EXPECT_TRUE(absl::StrContains(s.message(), "--clients=many")) << s.message();
-  s = Check({"--duration=10"});  // A duration needs a unit.
-  EXPECT_TRUE(absl::StrContains(s.message(), "--duration")) << s.message();
-  s = Check({"--message_size"});
-  EXPECT_TRUE(absl::StrContains(s.message(), "missing its value")) << s.message();
+  EXPECT_EQ(Check({"--clients=many"}).message(), "--clients=many: must be an integer");
+  EXPECT_EQ(Check({"--clients", "many"}).message(), "--clients=many: must be an integer");
+  // A duration needs a unit.
+  EXPECT_EQ(Check({"--duration=10"}).message(),
+            "--duration=10: must be a duration with a unit (10s, 500ms, 1m)");
+  EXPECT_EQ(Check({"--rate=fast"}).message(), "--rate=fast: must be a number");
+  EXPECT_EQ(Check({"--progress=maybe"}).message(), "--progress=maybe: must be true or false");
+  EXPECT_EQ(Check({"--message_size"}).message(), "--message_size: missing its value");
 }
 
 TEST(ConfigTest, CheckArgsRejectsPositionalArguments) {
-  EXPECT_TRUE(absl::StrContains(Check({"extra"}).message(), "unexpected argument"));
+  EXPECT_EQ(Check({"extra"}).message(), "unexpected argument \"extra\" (loadgen takes flags only)");
   EXPECT_TRUE(absl::StrContains(Check({"--", "extra"}).message(), "unexpected argument"));
 }
 
@@ -193,33 +245,37 @@ TEST(ConfigTest, UsageTextListsEveryFlagWithItsDefault) {
 }
 
 TEST(ConfigDeathTest, HelpExitsWithCodeZero) {
+  for (const char* help : {"--help", "-help", "--helpshort", "--helpfull"}) {
+    SCOPED_TRACE(help);
+    EXPECT_EXIT(
+        {
+          Argv a({"--clients=10", help});
+          ParseCommandLineOrExit(a.argc(), a.argv());
+        },
+        testing::ExitedWithCode(kExitOk), "");
+  }
+}
+
+// ExpectUsageExit: ParseCommandLineOrExit on `args` exits 2, and stderr matches `line`.
+void ExpectUsageExit(std::initializer_list<std::string> args, const std::string& line) {
   EXPECT_EXIT(
       {
-        Argv a({"--help"});
+        Argv a(args);
         ParseCommandLineOrExit(a.argc(), a.argv());
       },
-      testing::ExitedWithCode(kExitOk), "");
+      testing::ExitedWithCode(kExitUsage), line);
 }
 
 TEST(ConfigDeathTest, UsageErrorsExitWithCodeTwo) {
-  EXPECT_EXIT(
-      {
-        Argv a({"--clients=0"});
-        ParseCommandLineOrExit(a.argc(), a.argv());
-      },
-      testing::ExitedWithCode(kExitUsage), "usage error: --clients must be");
-  EXPECT_EXIT(
-      {
-        Argv a({"--bogus=1"});
-        ParseCommandLineOrExit(a.argc(), a.argv());
-      },
-      testing::ExitedWithCode(kExitUsage), "unknown flag --bogus");
-  EXPECT_EXIT(
-      {
-        Argv a({"--target=nohost"});
-        ParseCommandLineOrExit(a.argc(), a.argv());
-      },
-      testing::ExitedWithCode(kExitUsage), "--target must be HOST:PORT");
+  EXPECT_EQ(kExitUsage, 2);
+  ExpectUsageExit({"--clients=0"}, "loadgen: --clients=0: must be between 1 and 1000000");
+  ExpectUsageExit({"--bogus=1"}, "loadgen: --bogus=1: unknown flag");
+  ExpectUsageExit({"--clients=many"}, "loadgen: --clients=many: must be an integer");
+  ExpectUsageExit({"--target=nohost"}, "loadgen: --target=nohost: must be HOST:PORT");
+  ExpectUsageExit({"--warmup=-1s"}, "loadgen: --warmup=-1s: must be zero or positive and finite");
+  ExpectUsageExit({"--message_size=65537"},
+                  "loadgen: --message_size=65537: must be between 1 and 65536");
+  ExpectUsageExit({"extra"}, "loadgen: unexpected argument");
 }
 
 }  // namespace

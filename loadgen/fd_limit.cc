@@ -54,7 +54,10 @@ absl::Status EnsureFdLimit(std::uint64_t clients, bool embedded_server) {
         limit.rlim_max == RLIM_INFINITY ? std::string("unlimited")
                                         : absl::StrCat(limit.rlim_max),
         "; at most --clients=", plan.max_clients,
-        " fits (raise the hard limit as root, or use --target with a server in another process)"));
+        embedded_server
+            ? " fits (raise the hard limit as root, or use --target with a server in another "
+              "process)"
+            : " fits (raise the hard limit as root)"));
   }
   if (plan.new_soft != limit.rlim_cur) {
     struct rlimit raised = limit;

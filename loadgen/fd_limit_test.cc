@@ -75,6 +75,12 @@ TEST(FdLimitTest, EnsureFdLimitNamesTheLimitAndTheLargestClientCount) {
   EXPECT_TRUE(absl::StrContains(
       s.message(), "at most --clients=" + std::to_string((limit.rlim_max - kFdMargin) / 2)))
       << s.message();
+  EXPECT_TRUE(absl::StrContains(s.message(), "use --target")) << s.message();
+  // With --target given, the hint does not say "use --target".
+  const absl::Status external = EnsureFdLimit(limit.rlim_max, /*embedded_server=*/false);
+  EXPECT_TRUE(absl::IsResourceExhausted(external)) << external;
+  EXPECT_FALSE(absl::StrContains(external.message(), "--target")) << external.message();
+  EXPECT_TRUE(absl::StrContains(external.message(), "raise the hard limit")) << external.message();
 }
 
 }  // namespace

@@ -74,7 +74,8 @@ std::string LatencyLine(absl::string_view label, const Histogram& h) {
 
 std::string FormatProgressLine(const IntervalStats& s) {
   return absl::StrFormat("[%6.1fs]%s %8.0f msg/s %7.2f MB/s  p99 %9.1fus  clients %6d  errors %d",
-                         s.elapsed_s, s.warmup ? " warmup" : "", s.messages_per_second(),
+                         s.warmup ? s.warmup_elapsed_s : s.elapsed_s, s.warmup ? " warmup" : "",
+                         s.messages_per_second(),
                          s.megabytes_per_second(), Micros(s.p99_ns), s.active_clients, s.errors);
 }
 

@@ -51,6 +51,8 @@ struct IntervalStats {
                           // during warm-up).
   double seconds = 0;     // Length of the interval.
   bool warmup = false;
+  double warmup_elapsed_s = 0;  // Since the start of the warm-up: what the progress line shows
+                                // for a warm-up interval (never a negative time).
   std::uint64_t messages = 0;
   std::uint64_t bytes = 0;
   std::uint64_t p50_ns = 0;
@@ -101,7 +103,8 @@ struct RunResult {
 };
 
 // FormatProgressLine: one line, no newline, e.g.
-// "[  3.0s] 170412 msg/s  10.9 MB/s  p99 8123.4us  clients 1000  errors 0".
+// "[  3.0s] 170412 msg/s  10.9 MB/s  p99 8123.4us  clients 1000  errors 0"; a warm-up interval
+// shows the time since the start of the warm-up and " warmup" ("[  1.0s] warmup ...").
 std::string FormatProgressLine(const IntervalStats& interval);
 
 // FormatReport: the final multi-line report (ends with a newline).

@@ -262,6 +262,18 @@ TEST(ReportTest, ProgressLineShowsTheFigures) {
   EXPECT_EQ(line.find('\n'), std::string::npos);
 }
 
+// A warm-up line shows the time into the warm-up, never a negative time ("[-1.0s] warmup").
+TEST(ReportTest, WarmupProgressLineShowsTheTimeIntoTheWarmup) {
+  IntervalStats s;
+  s.warmup = true;
+  s.elapsed_s = -1;
+  s.warmup_elapsed_s = 1;
+  s.seconds = 1;
+  const std::string line = FormatProgressLine(s);
+  EXPECT_TRUE(absl::StartsWith(line, "[   1.0s] warmup ")) << line;
+  EXPECT_EQ(line.find('-'), std::string::npos) << line;
+}
+
 TEST(ReportTest, FinalReportNamesEveryFigureAndErrorKind) {
   const std::string text = FormatReport(SampleResult());
   for (const char* part : {"200000 in 2.00 s", "100000 msg/s", "p99.9", "4.00 per message",

@@ -165,6 +165,7 @@ absl::StatusOr<RunResult> RunLoad(const Config& config, const RunOptions& option
     interval.seconds = absl::ToDoubleSeconds(tick_time - previous_time);
     interval.elapsed_s = absl::ToDoubleSeconds(tick_time - measure_start);
     interval.warmup = warmup;
+    interval.warmup_elapsed_s = absl::ToDoubleSeconds(tick_time - start);
     interval.messages = now.sum.messages - previous.sum.messages;
     interval.bytes = now.sum.bytes - previous.sum.bytes;
     interval.p50_ns = now.latency.Percentile(50);

@@ -5,41 +5,109 @@
 // Runs until SIGINT or SIGTERM, then stops accepting, closes the open connections and prints one
 // summary line. The signals are watched by libev signal watchers on the main thread's hub (libev
 // turns the signal into a loop wake-up; no work happens in a signal handler).
+//
+// Flags follow the binaries' rule (base/flags.h): a bad one prints one line naming it, its value
+// and what is allowed, and exits 2; --help exits 0.
 #include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <string>
+#include <utility>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "base/flags.h"
 #include "core/watchers.h"
 #include "hub/event.h"
 #include "hub/hub.h"
+#include "socket/address.h"
 #include "socket/echo.h"
 
 ABSL_FLAG(std::string, host, "127.0.0.1", "numeric address to listen on (0.0.0.0, ::, ...)");
-ABSL_FLAG(int, port, 9000, "port to listen on (0: any free port, printed at start)");
-ABSL_FLAG(int, threads, 1, "server threads, each with its own hub and SO_REUSEPORT listener");
+ABSL_FLAG(int, port, 9000, "port to listen on, 0..65535 (0: any free port, printed at start)");
+ABSL_FLAG(int, threads, 1,
+          "server threads, each with its own hub and SO_REUSEPORT listener; at most 4 per core, "
+          "and as many as RLIMIT_NOFILE leaves room for");
 ABSL_FLAG(int, pool_size, 0, "most connections served at once per thread (0: no limit)");
-ABSL_FLAG(int, backlog, 1024, "listen backlog (capped by net.core.somaxconn)");
-ABSL_FLAG(int, buffer_size, 16 * 1024, "most bytes echoed at a time per connection");
+ABSL_FLAG(int, backlog, 1024, "listen backlog, 1..65535 (capped by net.core.somaxconn)");
+ABSL_FLAG(int, buffer_size, 16 * 1024, "most bytes echoed at a time per connection, 1..16777216");
+
+namespace {
+
+constexpr const char* kProgram = "echo_server";
+constexpr int kThreadsPerCore = 4;
+// Descriptors each server thread holds whatever its load: its listener and its loop's epoll and
+// eventfd, and one to spare. kFdMargin more for stdio, the main loop and the connections.
+constexpr std::int64_t kFdsPerThread = 4;
+constexpr std::int64_t kFdMargin = 64;
+constexpr int kMaxBufferSize = 16 << 20;
+
+// The most --threads allowed, and why: kThreadsPerCore per core, and what fits in the soft
+// RLIMIT_NOFILE.
+std::pair<std::int64_t, std::string> MaxThreads() {
+  const long cores = std::max(1L, sysconf(_SC_NPROCESSORS_ONLN));
+  std::int64_t max = kThreadsPerCore * static_cast<std::int64_t>(cores);
+  std::string why = absl::StrCat(kThreadsPerCore, " per core, ", cores, " cores");
+  struct rlimit limit;
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY) {
+    const std::int64_t soft = static_cast<std::int64_t>(limit.rlim_cur);
+    const std::int64_t fit = std::max<std::int64_t>(0, (soft - kFdMargin) / kFdsPerThread);
+    if (fit < max) {
+      max = fit;
+      why = absl::StrCat("RLIMIT_NOFILE is ", soft, ", ", kFdsPerThread, " descriptors per thread + ",
+                         kFdMargin);
+    }
+  }
+  return {max, why};
+}
+
+absl::Status ValidateFlags() {
+  const int port = absl::GetFlag(FLAGS_port);
+  if (absl::Status s = gevent::CheckFlagRange("--port", port, 0, 65535); !s.ok()) return s;
+  const std::string host = absl::GetFlag(FLAGS_host);
+  if (!gevent::SocketAddress::FromIp(host, 0).ok()) {
+    return gevent::FlagError("--host", host, "must be a numeric IPv4 or IPv6 address");
+  }
+  const auto [max_threads, why] = MaxThreads();
+  if (absl::Status s =
+          gevent::CheckFlagRange("--threads", absl::GetFlag(FLAGS_threads), 1, max_threads, why);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s =
+          gevent::CheckFlagRange("--pool_size", absl::GetFlag(FLAGS_pool_size), 0, INT32_MAX);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = gevent::CheckFlagRange("--backlog", absl::GetFlag(FLAGS_backlog), 1, 65535);
+      !s.ok()) {
+    return s;
+  }
+  return gevent::CheckFlagRange("--buffer_size", absl::GetFlag(FLAGS_buffer_size), 1,
+                                kMaxBufferSize);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage("Echo server on gevent_cpp's cooperative sockets.");
-  absl::ParseCommandLine(argc, argv);
+  gevent::UsageSpec usage;
+  usage.purpose =
+      "echo server on gevent_cpp's cooperative sockets; runs until SIGINT or SIGTERM.\n"
+      "  echo_server --port=9000 --threads=2";
+  usage.file_part = "socket/echo_server_main";
+  usage.footer = "Exit codes: 0 stopped by a signal, 1 start-up failure, 2 usage error.";
+  gevent::ParseFlagsOrExit(kProgram, argc, argv, usage);
+  if (absl::Status s = ValidateFlags(); !s.ok()) gevent::ExitWithFlagError(kProgram, s);
 
   const int port = absl::GetFlag(FLAGS_port);
   const int threads = absl::GetFlag(FLAGS_threads);
   const int pool_size = absl::GetFlag(FLAGS_pool_size);
   const int buffer_size = absl::GetFlag(FLAGS_buffer_size);
-  if (port < 0 || port > 65535 || threads < 1 || pool_size < 0 || buffer_size < 1) {
-    std::fprintf(stderr,
-                 "echo_server: bad flags: need 0 <= --port <= 65535, --threads >= 1, "
-                 "--pool_size >= 0, --buffer_size >= 1\n");
-    return 2;
-  }
 
   // The main thread's hub comes first so that it owns libev's default loop (signals).
   gevent::Hub& hub = gevent::GetHub();

@@ -1,14 +1,18 @@
 #include "socket/echo.h"
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -308,11 +312,16 @@ std::string EchoServerBinary() {
   return absl::StrCat(srcdir, "/", workspace, "/socket/echo_server");
 }
 
+bool BinaryBuilt() {
+  const std::string binary = EchoServerBinary();
+  return !binary.empty() && access(binary.c_str(), X_OK) == 0;
+}
+
 // Runs the binary with --threads=`threads`, echoes one message, checks how many threads the
 // process has (`expect_threads`, or more than one with -1), then SIGTERM and the summary.
 void RunBinaryUntilSigterm(int threads, int expect_threads) {
+  if (!BinaryBuilt()) GTEST_SKIP() << "not run by Bazel";
   const std::string binary = EchoServerBinary();
-  if (binary.empty() || access(binary.c_str(), X_OK) != 0) GTEST_SKIP() << "not run by Bazel";
   const std::string threads_flag = absl::StrCat("--threads=", threads);
   int out[2];
   ASSERT_EQ(pipe(out), 0);
@@ -359,6 +368,132 @@ void RunBinaryUntilSigterm(int threads, int expect_threads) {
   ASSERT_EQ(waitpid(pid, &status, 0), pid);
   EXPECT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+// What a run of the binary that ends by itself gave.
+struct BinaryRun {
+  int exit_code = -1;  // -1: killed by a signal.
+  std::string out;
+  std::string err;
+};
+
+std::string ReadToEnd(int fd) {
+  std::string text;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return text;
+    text.append(buf, static_cast<size_t>(n));
+  }
+}
+
+// Runs the binary with `args` until it exits; with `nofile` > 0, under that soft RLIMIT_NOFILE.
+// Both outputs are read to their end (the child writes little: a pipe buffer holds it all).
+BinaryRun RunBinaryToExit(const std::vector<std::string>& args, rlim_t nofile = 0) {
+  const std::string binary = EchoServerBinary();
+  BinaryRun run;
+  std::vector<char*> argv = {const_cast<char*>(binary.c_str())};
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  int out[2];
+  int err[2];
+  if (pipe(out) != 0 || pipe(err) != 0) {
+    ADD_FAILURE() << "pipe failed";
+    return run;
+  }
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(out[1], STDOUT_FILENO);
+    dup2(err[1], STDERR_FILENO);
+    for (int fd : {out[0], out[1], err[0], err[1]}) close(fd);
+    if (nofile > 0) {
+      struct rlimit limit;
+      getrlimit(RLIMIT_NOFILE, &limit);
+      limit.rlim_cur = nofile;
+      setrlimit(RLIMIT_NOFILE, &limit);
+    }
+    execv(binary.c_str(), argv.data());
+    _exit(127);
+  }
+  close(out[1]);
+  close(err[1]);
+  run.out = ReadToEnd(out[0]);
+  run.err = ReadToEnd(err[0]);
+  close(out[0]);
+  close(err[0]);
+  int status = 0;
+  EXPECT_EQ(waitpid(pid, &status, 0), pid);
+  if (WIFEXITED(status)) run.exit_code = WEXITSTATUS(status);
+  return run;
+}
+
+// Go's `flag` rule: one line naming the flag, its value and what is allowed; exit code 2; the
+// server never starts (nothing on stdout).
+TEST_F(EchoTest, BinaryRefusesEachBadFlagWithOneLineAndExitCodeTwo) {
+  if (!BinaryBuilt()) GTEST_SKIP() << "not run by Bazel";
+  const std::pair<const char*, const char*> cases[] = {
+      {"--backlog=0", "echo_server: --backlog=0: must be between 1 and 65535\n"},
+      {"--backlog=-1", "echo_server: --backlog=-1: must be between 1 and 65535\n"},
+      {"--backlog=65536", "echo_server: --backlog=65536: must be between 1 and 65535\n"},
+      {"--port=65536", "echo_server: --port=65536: must be between 0 and 65535\n"},
+      {"--port=-1", "echo_server: --port=-1: must be between 0 and 65535\n"},
+      {"--port=abc", "echo_server: --port=abc: must be an integer\n"},
+      {"--threads=0", "echo_server: --threads=0: must be between 1 and "},
+      {"--threads=100000", "echo_server: --threads=100000: must be between 1 and "},
+      {"--pool_size=-1", "echo_server: --pool_size=-1: must be between 0 and 2147483647\n"},
+      {"--buffer_size=0", "echo_server: --buffer_size=0: must be between 1 and 16777216\n"},
+      {"--host=localhost",
+       "echo_server: --host=localhost: must be a numeric IPv4 or IPv6 address\n"},
+      {"--bogus=1", "echo_server: --bogus=1: unknown flag (see --help)\n"},
+      {"--threads", "echo_server: --threads: missing its value\n"},
+      {"extra", "echo_server: unexpected argument \"extra\" (echo_server takes flags only)\n"},
+  };
+  for (const auto& [arg, line] : cases) {
+    SCOPED_TRACE(arg);
+    const BinaryRun run = RunBinaryToExit({"--port=0", arg});
+    EXPECT_EQ(run.exit_code, 2);
+    EXPECT_TRUE(absl::StartsWith(run.err, line)) << run.err;
+    EXPECT_EQ(std::count(run.err.begin(), run.err.end(), '\n'), 1) << run.err;
+    EXPECT_EQ(run.out, "");
+  }
+}
+
+// --threads=100000 used to start thousands of threads and abort in libev: the bound is 4 per
+// core, and said.
+TEST_F(EchoTest, BinaryBoundsThreadsByTheCores) {
+  if (!BinaryBuilt()) GTEST_SKIP() << "not run by Bazel";
+  const long cores = std::max(1L, sysconf(_SC_NPROCESSORS_ONLN));
+  const BinaryRun run = RunBinaryToExit({"--port=0", "--threads=100000"});
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_EQ(run.err, absl::StrCat("echo_server: --threads=100000: must be between 1 and ",
+                                  4 * cores, " (4 per core, ", cores, " cores)\n"));
+}
+
+// ... and by the descriptors: each thread holds a few whatever its load.
+TEST_F(EchoTest, BinaryBoundsThreadsByRlimitNofile) {
+  if (!BinaryBuilt()) GTEST_SKIP() << "not run by Bazel";
+  const BinaryRun run = RunBinaryToExit({"--port=0", "--threads=2"}, /*nofile=*/70);
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_EQ(run.err,
+            "echo_server: --threads=2: must be between 1 and 1 (RLIMIT_NOFILE is 70, 4 "
+            "descriptors per thread + 64)\n");
+}
+
+TEST_F(EchoTest, BinaryHelpExitsZeroAndListsItsFlags) {
+  if (!BinaryBuilt()) GTEST_SKIP() << "not run by Bazel";
+  for (const char* help : {"--help", "-help", "--helpshort"}) {
+    SCOPED_TRACE(help);
+    const BinaryRun run = RunBinaryToExit({help});
+    EXPECT_EQ(run.exit_code, 0);
+    EXPECT_EQ(run.err, "");
+    for (const char* part : {"--backlog (default: 1024)", "listen backlog, 1..65535",
+                             "--threads (default: 1)", "--port (default: 9000)",
+                             "--host (default: \"127.0.0.1\")", "--pool_size (default: 0)",
+                             "--buffer_size (default: 16384)", "2 usage error"}) {
+      EXPECT_THAT(run.out, HasSubstr(part));
+    }
+  }
 }
 
 // With one server thread the process is single-threaded (the main thread's hub serves), so the

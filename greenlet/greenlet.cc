@@ -207,6 +207,13 @@ std::any Greenlet::Transfer(ThreadState* ts, Greenlet* target, std::any value,
       throw GreenletError("greenlet: cannot switch to a greenlet of another thread");
     }
     if (__builtin_expect(target->state_ == State::kDead, 0)) {
+      // A dead greenlet cannot die again: a GreenletExit thrown into it becomes a plain (empty)
+      // value, as python-greenlet's throw() turns it into a regular return. Either way the
+      // switch goes on to the nearest live ancestor.
+      if (error && IsGreenletExit(error)) {
+        error = nullptr;
+        value = {};
+      }
       target = target->LiveSelfOrAncestor();
       if (target == nullptr) {
         throw GreenletError("greenlet: the target is dead and has no live ancestor");

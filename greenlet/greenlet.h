@@ -19,7 +19,10 @@
 //   value).
 // - Throw(e) raises `e` inside the target at its switch point. Throwing into a greenlet that has
 //   not started kills it without running it; the exception then goes to its parent (a
-//   GreenletExit goes as an empty value).
+//   GreenletExit goes as an empty value). Throwing GreenletExit into a dead greenlet (killing it
+//   again) raises nothing: it is a switch with an empty value, as python-greenlet's throw() turns
+//   it into a regular return; any other exception thrown into a dead greenlet is raised in its
+//   nearest live ancestor (below), which is usually the caller.
 // - Switching to a dead greenlet switches to its nearest live ancestor instead.
 // - Destroying a suspended greenlet throws GreenletExit on its stack so every destructor runs, with
 //   the destroying greenlet as the parent; a stack is never freed with live frames on it. Code that
@@ -167,7 +170,9 @@ class Greenlet {
   }
 
   // Kill throws GreenletExit into this greenlet (python's greenlet.throw()). Returns like Switch:
-  // for a child that dies of it, the empty value it finished with.
+  // for a child that dies of it, the empty value it finished with. Killing a dead greenlet
+  // throws nothing: it switches to its nearest live ancestor with an empty value (so, when that
+  // is the caller, it returns an empty value at once).
   std::any Kill() { return Throw(GreenletExit()); }
 
   // parent returns the greenlet that receives control when this one finishes (null only for a

@@ -168,6 +168,46 @@ TEST_F(GreenletTest, KillOfUnstartedGreenletReturnsEmptyAndNeverRuns) {
   EXPECT_FALSE(ran);
 }
 
+TEST_F(GreenletTest, KillOfDeadGreenletIsANoOpReturningEmpty) {
+  // python-greenlet: throw() of GreenletExit into a dead greenlet is a regular return.
+  Greenlet finished([] { return 5; });
+  EXPECT_EQ(std::any_cast<int>(finished.Switch()), 5);
+  ASSERT_TRUE(finished.dead());
+  std::any r = finished.Kill();
+  EXPECT_FALSE(r.has_value());
+  EXPECT_TRUE(finished.dead());
+  EXPECT_FALSE(finished.Throw(GreenletExit()).has_value());  // Again: still nothing raised.
+
+  Greenlet killed([] {});
+  killed.Kill();  // Killed before it ran: dead too.
+  ASSERT_TRUE(killed.dead());
+  EXPECT_FALSE(killed.Kill().has_value());
+
+  // Another exception thrown into a dead greenlet is still raised in its nearest live ancestor.
+  EXPECT_THROW(finished.Throw(Boom()), Boom);
+}
+
+TEST_F(GreenletTest, KillOfDeadGreenletResumesItsLiveAncestorWithEmpty) {
+  Greenlet* main = Greenlet::Current();
+  std::any seen = 1;
+  bool resumed = false;
+  Greenlet waiter([&] {
+    seen = main->Switch();
+    resumed = true;
+  });
+  waiter.Switch();  // waiter suspends in main->Switch().
+  Greenlet dead_child([] {});
+  dead_child.Switch();
+  ASSERT_TRUE(dead_child.dead());
+  dead_child.SetParent(&waiter);
+  // The kill is a switch with an empty value to the nearest live ancestor: waiter resumes
+  // normally (no GreenletExit raised in it), finishes, and its empty result comes back here.
+  EXPECT_FALSE(dead_child.Kill().has_value());
+  EXPECT_TRUE(resumed);
+  EXPECT_FALSE(seen.has_value());
+  EXPECT_TRUE(waiter.dead());
+}
+
 TEST_F(GreenletTest, KillUnwindsTheGreenletStackRunningDestructors) {
   Greenlet* main = Greenlet::Current();
   bool destroyed = false;

@@ -93,7 +93,7 @@ struct BlockReport {
 struct MonitorOptions {
   absl::Duration threshold = absl::Milliseconds(100);
   // Called on the monitor thread, once per blocking episode, while the greenlet still blocks.
-  // Empty: one line on stderr.
+  // Empty: one line on stderr. If it throws, see StartMonitor.
   std::function<void(const BlockReport&)> report;
 };
 
@@ -152,7 +152,11 @@ class Hub : public internal::Scheduler {
   // the monitor stops with StopMonitor or with the hub. What it reads costs the hub two plain
   // stores per switch, started or not.
   //
-  // A non-positive threshold throws UsageError.
+  // A non-positive threshold throws UsageError. An exception thrown by the report callback does
+  // not stop the monitor (nor end the process): it is handed to the hub thread (through
+  // RunCallbackThreadSafe) and passed to the loop's error handler (Loop::SetErrorHandler) with
+  // the kind "monitor", once the hub runs its loop again — after the blocking greenlet let go.
+  // The default handler prints it to stderr. It is dropped if the hub is destroyed first.
   //
   // The report names the blocking greenlet while it still runs (it reads the name a spawned
   // greenlet was given; renaming a greenlet while the monitor runs is a race).

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <exception>
 #include <mutex>
 #include <thread>
 
@@ -86,8 +87,26 @@ class HubMonitor {
       reported_epoch = epoch;
       BlockReport report{*std::move(name), absl::FromChrono(now - last_change)};
       lock.unlock();
-      options_.report(report);
+      Report(report);
       lock.lock();
+    }
+  }
+
+  // Report calls the report callback. An exception from it must not end the monitor thread
+  // (std::terminate): it goes to the hub thread, to the loop's error handler as a "monitor"
+  // error, once the hub runs its loop again.
+  void Report(const BlockReport& report) {
+    try {
+      options_.report(report);
+    } catch (...) {
+      std::exception_ptr error = std::current_exception();
+      try {
+        hub_.RunCallbackThreadSafe(
+            [loop = &hub_.loop(), error] { loop->ReportError("monitor", error); });
+      } catch (...) {
+        std::fprintf(stderr, "gevent: the monitor's report callback threw, and the exception "
+                             "could not be handed to the hub\n");
+      }
     }
   }
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "hub/event.h"
 #include "hub/hub.h"
 #include "hub/hub_test_fixture.h"
 #include "hub/spawn.h"
@@ -105,6 +106,36 @@ TEST_F(MonitorTest, GreenletsThatKeepYieldingAreNotReported) {
   }
   EXPECT_TRUE(Wait());
   EXPECT_TRUE(Reports().empty());
+}
+
+TEST_F(MonitorTest, AThrowingReportGoesToTheLoopErrorHandlerAndTheMonitorGoesOn) {
+  Hub& hub = GetHub();
+  std::vector<std::string> errors;  // Hub thread only.
+  Event error_seen;
+  hub.loop().SetErrorHandler([&](std::string_view kind, std::exception_ptr error) {
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+      errors.push_back(std::string(kind) + ": " + e.what());
+    }
+    error_seen.Set();
+  });
+  MonitorOptions options = Collecting(absl::Milliseconds(20));
+  options.report = [this, collect = std::move(options.report)](const BlockReport& r) {
+    collect(r);
+    if (report_count_.load() == 1) throw std::runtime_error("report failed");
+  };
+  hub.StartMonitor(std::move(options));
+  Spawn([&] {
+    BlockUntilReported(1);  // The first report throws on the monitor thread.
+    // Parked: the hub runs its loop, and the exception reaches the error handler.
+    EXPECT_TRUE(error_seen.Wait(absl::Seconds(20)));
+    BlockUntilReported(2);  // A later episode is still reported.
+  });
+  EXPECT_TRUE(Wait());
+  hub.loop().SetErrorHandler(nullptr);
+  EXPECT_EQ(Reports().size(), 2u);
+  EXPECT_EQ(errors, (std::vector<std::string>{"monitor: report failed"}));
 }
 
 TEST_F(MonitorTest, ANonPositiveThresholdIsRejected) {

@@ -28,8 +28,17 @@ bool Group::Join(std::optional<absl::Duration> timeout) {
 }
 
 void Group::KillAll() {
-  std::vector<GreenletRef> gs(members_.begin(), members_.end());
-  gevent::KillAll(gs);
+  // A finished member leaves through its link, which runs on the hub later; a member killed
+  // before it started is dead at once, and JoinAll does not wait for its link. Discard the dead
+  // here, so that the group is empty on return, as in gevent (its link then finds it gone).
+  // Members added while waiting are killed too.
+  while (!members_.empty()) {
+    std::vector<GreenletRef> gs(members_.begin(), members_.end());
+    gevent::KillAll(gs);
+    for (const GreenletRef& g : gs) {
+      if (g->dead()) Discard(g);
+    }
+  }
 }
 
 Pool::Pool(std::size_t size) : size_(size), slots_(size) {

@@ -71,7 +71,8 @@ class Group {
 
   // Join parks until the group is empty (true) or `timeout` expires (false).
   bool Join(std::optional<absl::Duration> timeout = std::nullopt);
-  // KillAll kills every member (GreenletExit by default) and waits for them.
+  // KillAll kills every member with GreenletExit and waits for them; on return the group is
+  // empty (size() == 0, a Pool's slots are free), members spawned meanwhile killed too.
   void KillAll();
 
   // Map runs fn(input) for every input as members and returns the results in input order.

@@ -31,6 +31,41 @@ TEST_F(PoolTest, GroupJoinWaitsForEveryMember) {
   EXPECT_EQ(done.size(), 3u);
 }
 
+TEST_F(PoolTest, KillAllLeavesTheGroupEmpty) {
+  // gevent: len(group) == 0 once kill() returns. One member parked, one not started yet.
+  Group group;
+  GreenletRef parked = group.Spawn([] { Sleep(absl::Seconds(30)); });
+  Sleep(absl::ZeroDuration());  // `parked` runs up to its Sleep.
+  ASSERT_TRUE(parked->started());
+  GreenletRef unstarted = group.Spawn([] {});
+  ASSERT_FALSE(unstarted->started());
+  group.KillAll();
+  EXPECT_TRUE(parked->dead());
+  EXPECT_TRUE(unstarted->dead());
+  EXPECT_EQ(group.size(), 0u);
+  EXPECT_FALSE(group.Contains(parked));
+  EXPECT_FALSE(group.Contains(unstarted));
+  EXPECT_TRUE(group.Join(absl::ZeroDuration()));
+
+  // Only members that never ran: their kill finishes them at once, before their links run.
+  group.Spawn([] {});
+  group.Spawn([] {});
+  group.KillAll();
+  EXPECT_EQ(group.size(), 0u);
+  EXPECT_TRUE(group.Join(absl::ZeroDuration()));
+}
+
+TEST_F(PoolTest, KillAllFreesEveryPoolSlot) {
+  Pool pool(2);
+  pool.Spawn([] { Sleep(absl::Seconds(30)); });
+  pool.Spawn([] { Sleep(absl::Seconds(30)); });
+  ASSERT_TRUE(pool.full());
+  pool.KillAll();
+  EXPECT_EQ(pool.size(), 0u);
+  EXPECT_EQ(pool.free_count(), 2u);
+  EXPECT_FALSE(pool.full());
+}
+
 TEST_F(PoolTest, SpawnBlocksWhenFull) {
   Pool pool(2);
   std::vector<std::string> log;

@@ -193,19 +193,10 @@ absl::Status Socket::Connect(const SocketAddress& address, IoTimeout timeout) {
   if (!state_) return ClosedError(kOp);
   const std::optional<absl::Duration> t = timeout.Resolve(state_->default_timeout());
   const int fd = state_->fd();
-  // Connect names the address it connects to: the socket has no peer yet.
-  auto error = [&](int err) {
-    return ErrnoError(err, kOp, absl::StrCat("to ", address.ToString(), " (fd ", fd, ")"));
-  };
-  auto timed_out = [&] {
-    return WithErrno(absl::DeadlineExceededError(absl::StrCat(
-                         kOp, " to ", address.ToString(), " (fd ", fd, "): timed out after ",
-                         absl::FormatDuration(t.value_or(absl::ZeroDuration())),
-                         t.has_value() && *t <= absl::ZeroDuration()
-                             ? " (non-blocking: would block)"
-                             : "")),
-                     ETIMEDOUT);
-  };
+  // Connect's errors name the address it connects to: the socket has no peer yet.
+  auto where = [&] { return absl::StrCat("to ", address.ToString(), " (fd ", fd, ")"); };
+  auto error = [&](int err) { return ErrnoError(err, kOp, where()); };
+  auto timed_out = [&] { return Readiness::TimedOutError(kOp, where(), t); };
   std::optional<absl::Time> deadline;       // The TCP wait's, in loop time (see Readiness::Wait).
   std::optional<absl::Time> unix_deadline;  // The Unix retries'.
   for (;;) {

@@ -1,13 +1,11 @@
 #include "socket/wait.h"
 
 #include <errno.h>
-#include <poll.h>
 
 #include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "base/errno.h"
-#include "base/syscall.h"
 #include "hub/hub.h"
 #include "socket/internal/readiness.h"
 
@@ -30,12 +28,9 @@ absl::Status WaitFor(int fd, Side side, std::optional<absl::Duration> timeout,
   bool polled = false;
   if (readiness == nullptr) {
     // Nothing in the stack has this fd registered: ask the kernel, and register it only to wait.
-    const short events = side == Side::kRead    ? POLLIN
-                         : side == Side::kWrite ? POLLOUT
-                                                : POLLIN | POLLOUT;
-    const int n = sys::PollNow(fd, events);
-    if (n < 0) return ErrnoError(errno, operation, absl::StrCat("(fd ", fd, ")"));
-    if (n > 0) return absl::OkStatus();
+    absl::StatusOr<bool> ready = Readiness::ReadyNow(fd, side, operation);
+    if (!ready.ok()) return ready.status();
+    if (*ready) return absl::OkStatus();
     absl::StatusOr<EdgePoller*> poller = hub.edge_poller();
     if (!poller.ok()) return poller.status();
     auto made = std::make_unique<Readiness>(hub, **poller, fd, /*stream=*/false);

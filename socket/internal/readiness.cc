@@ -95,8 +95,9 @@ Readiness::WaitResult Readiness::Park(Direction& d, Direction* also,
                                       std::optional<absl::Duration> timeout,
                                       const char* operation) {
   Hub& hub = *hub_;
-  if (ABSL_PREDICT_FALSE(d.waiting != nullptr))
+  if (ABSL_PREDICT_FALSE(d.waiting != nullptr)) {
     ThrowSecondWaiter(operation, &d == &read_, !transient_, fd_);
+  }
   if (ABSL_PREDICT_FALSE(also != nullptr && also->waiting != nullptr)) {
     ThrowSecondWaiter(operation, /*read=*/false, !transient_, fd_);
   }
@@ -194,13 +195,26 @@ absl::Status Readiness::WaitFailed(WaitResult result, Direction& d, int fd,
     case WaitResult::kTimedOut:
       break;
   }
-  return WithErrno(
-      absl::DeadlineExceededError(absl::StrCat(
-          operation, " ", DescribeFd(fd), ": timed out after ",
-          absl::FormatDuration(timeout.value_or(absl::ZeroDuration())),
-          timeout.has_value() && *timeout <= absl::ZeroDuration() ? " (non-blocking: would block)"
-                                                                  : "")),
-      ETIMEDOUT);
+  return TimedOutError(operation, DescribeFd(fd), timeout);
+}
+
+absl::Status Readiness::TimedOutError(const char* operation, absl::string_view where,
+                                      std::optional<absl::Duration> timeout) {
+  const bool non_blocking = timeout.has_value() && *timeout <= absl::ZeroDuration();
+  return WithErrno(absl::DeadlineExceededError(absl::StrCat(
+                       operation, " ", where, ": timed out after ",
+                       absl::FormatDuration(timeout.value_or(absl::ZeroDuration())),
+                       non_blocking ? " (non-blocking: would block)" : "")),
+                   ETIMEDOUT);
+}
+
+absl::StatusOr<bool> Readiness::ReadyNow(int fd, Side side, const char* operation) {
+  const short events = side == Side::kRead    ? POLLIN
+                       : side == Side::kWrite ? POLLOUT
+                                              : POLLIN | POLLOUT;
+  const int n = sys::PollNow(fd, events);
+  if (n < 0) return ErrnoError(errno, operation, absl::StrCat("(fd ", fd, ")"));
+  return n > 0;
 }
 
 // The edge rule allows a park only once the side was seen not ready. Unless no event came since
@@ -210,12 +224,9 @@ absl::Status Readiness::WaitReady(Side side, std::optional<absl::Duration> timeo
   const bool seen_not_ready = side == Side::kEither ? !read_.ready && !write_.ready
                                                     : !DirectionOf(side).ready;
   if (!seen_not_ready) {
-    const short events = side == Side::kRead    ? POLLIN
-                         : side == Side::kWrite ? POLLOUT
-                                                : POLLIN | POLLOUT;
-    const int n = sys::PollNow(fd_, events);
-    if (n < 0) return ErrnoError(errno, operation, absl::StrCat("(fd ", fd_, ")"));
-    if (n > 0) return absl::OkStatus();  // Ready, or an error or hang-up the next call reports.
+    absl::StatusOr<bool> ready = ReadyNow(fd_, side, operation);
+    if (!ready.ok()) return ready.status();
+    if (*ready) return absl::OkStatus();
   }
   std::optional<absl::Time> deadline;
   return Wait(side, &deadline, timeout, operation);
@@ -241,7 +252,6 @@ void Readiness::WakeWaiter(Direction& d, bool closed, const absl::Status& error)
 }
 
 int Readiness::Cancel(Side side, absl::Status error) {
-  if (error.ok()) throw UsageError("gevent::CancelWait: the error must not be OK");
   int woken = 0;
   for (Direction* d : {&read_, &write_}) {
     if (side == Side::kRead && d != &read_) continue;

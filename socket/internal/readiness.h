@@ -37,6 +37,7 @@
 #include "absl/base/optimization.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "core/edge_poller.h"
 #include "core/watchers.h"
@@ -93,8 +94,18 @@ class Readiness : public EdgePoller::Handle {
   absl::Status WaitReady(Side side, std::optional<absl::Duration> timeout, const char* operation);
 
   // Cancel wakes the greenlets parked on `side` (kEither: both sides); their waits return
-  // `error` (gevent's cancel_wait). The fd stays registered. Returns how many were woken.
+  // `error` (gevent's cancel_wait; the public callers reject an OK one). The fd stays registered.
+  // Returns how many were woken.
   int Cancel(Side side, absl::Status error);
+
+  // ReadyNow asks the kernel (poll with a zero timeout) whether `fd` is ready on `side`: true
+  // also for an error or hang-up the next call reports; the errno status if poll fails (EBADF).
+  static absl::StatusOr<bool> ReadyNow(int fd, Side side, const char* operation);
+
+  // TimedOutError: DeadlineExceeded "<operation> <where>: timed out after <timeout>" (noting a
+  // non-blocking call that would block), with ETIMEDOUT attached. Every wait's expiry.
+  static absl::Status TimedOutError(const char* operation, absl::string_view where,
+                                    std::optional<absl::Duration> timeout);
 
   // Close unregisters the fd and wakes every waiter with the close error (see Wait). Idempotent.
   void Close();

@@ -66,6 +66,8 @@ Hub::~Hub() {
     std::fprintf(stderr, "gevent: fatal: the hub was destroyed from its own greenlet\n");
     std::abort();
   }
+  // Attachments may own watchers (a thread pool's async watcher): before the loop goes.
+  while (!attachments_.empty()) attachments_.pop_back();
   monitor_.reset();
   DrainReleases();
   if (greenlet_.active()) {
@@ -110,6 +112,21 @@ Hub& internal::CreateHub() {
   owner.reset(new Hub(std::move(owned), loop));
   tls_hub = owner.get();
   return *tls_hub;
+}
+
+Hub::Attachment* Hub::FindAttachment(const void* key) const {
+  for (const auto& [k, object] : attachments_) {
+    if (k == key) return object.get();
+  }
+  return nullptr;
+}
+
+Hub::Attachment& Hub::Attach(const void* key, std::unique_ptr<Attachment> object) {
+  if (FindAttachment(key) != nullptr) {
+    throw UsageError("gevent::Hub::Attach: an object is already attached under this key");
+  }
+  attachments_.emplace_back(key, std::move(object));
+  return *attachments_.back().second;
 }
 
 Hub* HubIfExists() { return tls_hub; }

@@ -41,6 +41,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -173,6 +174,19 @@ class Hub : public internal::Scheduler {
   // async watcher, and the sockets' edge poller once one was made.
   std::size_t own_watchers() const { return 1 + (edge_poller_ != nullptr ? 1 : 0); }
 
+  // Attachment: an object another layer keeps one of per hub (hub/threadpool.h's HubThreadPool).
+  // The hub owns it and destroys it first thing in ~Hub, while the loop still exists, in the
+  // reverse order of attaching. Hub thread only.
+  class Attachment {
+   public:
+    virtual ~Attachment() = default;
+  };
+  // FindAttachment: the object attached under `key` (the address of the owner's own static
+  // object), or null. Attach: attaches `object` under `key` and returns it; a key attached
+  // twice throws UsageError.
+  Attachment* FindAttachment(const void* key) const;
+  Attachment& Attach(const void* key, std::unique_ptr<Attachment> object);
+
  private:
   friend Hub& internal::CreateHub();
   explicit Hub(std::unique_ptr<Loop> owned, Loop* loop);
@@ -182,6 +196,8 @@ class Hub : public internal::Scheduler {
   std::mutex foreign_mu_;  // Not absl::Mutex: visible to ThreadSanitizer (see ThreadPool).
   std::vector<absl::AnyInvocable<void()>> foreign_ ABSL_GUARDED_BY(foreign_mu_);
   std::unique_ptr<AsyncWatcher> foreign_async_;
+
+  std::vector<std::pair<const void*, std::unique_ptr<Attachment>>> attachments_;
 };
 
 // GetHub returns the calling thread's hub, creating it on first use. Throws std::runtime_error

@@ -19,19 +19,20 @@ bool WaitTask(TaskState& task, std::optional<absl::Duration> timeout) {
 }
 }  // namespace internal
 
-ThreadPool::ThreadPool(std::size_t size, Hub& hub) : hub_(&hub) {
+ThreadPool::ThreadPool(std::size_t size, Hub& hub) : hub_(&hub), size_(size) {
   if (size == 0) throw UsageError("gevent::ThreadPool: size must be at least 1");
   async_ = std::make_unique<AsyncWatcher>(hub.loop(), [this] { CompleteFinished(); });
   workers_.reserve(size);
-  for (std::size_t i = 0; i < size; ++i) workers_.emplace_back([this] { WorkerLoop(); });
 }
 
 ThreadPool::~ThreadPool() { Shutdown(); }
 
 void ThreadPool::Submit(std::shared_ptr<internal::TaskState> task) {
-  // Referenced while tasks are outstanding: a greenlet waiting on a worker is work. Started
-  // before the task is queued: a Send to an inactive watcher is lost.
+  // Active while tasks are outstanding. Started before the task is queued: a Send to an inactive
+  // watcher is lost.
   if (outstanding_ == 0) async_->Start();
+  bool start_worker = false;
+  task->pool = this;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) {
@@ -39,28 +40,52 @@ void ThreadPool::Submit(std::shared_ptr<internal::TaskState> task) {
       throw UsageError("gevent::ThreadPool::Spawn: the pool was shut down");
     }
     queue_.push_back(std::move(task));
+    // Every idle worker may already be promised to an earlier queued task.
+    start_worker = queue_.size() > idle_ && workers_.size() < size_;
   }
-  work_ready_.notify_one();
   ++outstanding_;
+  UpdateLoopReference();
+  if (start_worker) {
+    workers_.emplace_back([this] { WorkerLoop(); });
+  } else {
+    work_ready_.notify_one();
+  }
+}
+
+void ThreadPool::Abandon(internal::TaskState& task) {
+  task.abandoned = true;
+  ++abandoned_;
+  UpdateLoopReference();
+}
+
+void ThreadPool::UpdateLoopReference() {
+  // A greenlet waiting on a worker is work for the loop; a task nobody waits for is not.
+  if (outstanding_ > abandoned_) {
+    async_->Ref();
+  } else {
+    async_->Unref();
+  }
 }
 
 void ThreadPool::WorkerLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  ++idle_;
   while (true) {
-    std::shared_ptr<internal::TaskState> task;
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      work_ready_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // Stopping, and nothing left to do.
-      task = std::move(queue_.front());
-      queue_.pop_front();
-    }
+    work_ready_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+    if (queue_.empty()) return;  // Stopping, and nothing left to do.
+    --idle_;
+    std::shared_ptr<internal::TaskState> task = std::move(queue_.front());
+    queue_.pop_front();
+    lock.unlock();
     task->work();
     task->work = nullptr;  // Captures die on the worker, like the call.
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      finished_.push_back(std::move(task));
-    }
+    lock.lock();
+    finished_.push_back(std::move(task));
+    // Idle again before the hub hears of the result: a task submitted then reuses this worker.
+    ++idle_;
+    lock.unlock();
     async_->Send();
+    lock.lock();
   }
 }
 
@@ -73,9 +98,12 @@ void ThreadPool::CompleteFinished() {
   }
   for (auto& task : done) {
     task->done = true;
+    task->pool = nullptr;
+    if (task->abandoned) --abandoned_;
     for (Waiter* w : task->waiters) w->Wake();
     if (--outstanding_ == 0) async_->Stop();
   }
+  if (outstanding_ > 0) UpdateLoopReference();
 }
 
 void ThreadPool::Shutdown() {
@@ -89,6 +117,22 @@ void ThreadPool::Shutdown() {
   workers_.clear();
   CompleteFinished();
   async_->Stop();
+}
+
+namespace {
+// The hub's shared pool, as a hub attachment (destroyed with the hub, before its loop).
+struct HubPool : Hub::Attachment {
+  explicit HubPool(Hub& hub) : pool(kHubThreadPoolSize, hub) {}
+  ThreadPool pool;
+};
+constexpr char kHubPoolKey = 0;
+}  // namespace
+
+ThreadPool& HubThreadPool(Hub& hub) {
+  if (Hub::Attachment* found = hub.FindAttachment(&kHubPoolKey)) {
+    return static_cast<HubPool*>(found)->pool;
+  }
+  return static_cast<HubPool&>(hub.Attach(&kHubPoolKey, std::make_unique<HubPool>(hub))).pool;
 }
 
 }  // namespace gevent

@@ -12,12 +12,19 @@
 // gevent::UsageError: a pool of size 0, Spawn/Apply after Shutdown.
 //
 // The pool belongs to the hub of the thread that created it: Spawn/Apply/Get are hub-thread only;
-// the functions run on the workers. A worker reports a finished task through one AsyncWatcher
-// per pool, which is active and referenced only while tasks are outstanding: the hub's loop stays
-// alive (no LoopExit) while a greenlet waits for a worker, and not longer.
+// the functions run on the workers. Workers start on demand, up to `size`: a task that finds no
+// idle worker starts one. A worker reports a finished task through one AsyncWatcher per pool,
+// which is active while tasks are outstanding and referenced while one of them is not abandoned:
+// the hub's loop stays alive (no LoopExit) while a greenlet waits for a worker, and not longer.
+// ThreadResult::Abandon gives a task up (a lookup that timed out, say): it runs to the end on its
+// worker, its result is dropped, and it no longer keeps the loop alive.
+//
+// HubThreadPool() is the hub's shared pool (gevent's get_hub().threadpool), made on first use
+// with kHubThreadPoolSize workers at most and destroyed with the hub; name resolution runs there.
 //
 // Destroying the pool (or Shutdown) lets the workers finish every queued task, joins them, and
-// completes the results on the calling (hub) thread.
+// completes the results on the calling (hub) thread: it waits for a worker still running an
+// abandoned task.
 #ifndef GEVENT_HUB_THREADPOOL_H_
 #define GEVENT_HUB_THREADPOOL_H_
 
@@ -45,6 +52,8 @@
 
 namespace gevent {
 
+class ThreadPool;
+
 namespace internal {
 // TaskState: one submitted function and its outcome. `work` runs on a worker and fills
 // value/error; `done` and the waiters belong to the hub thread.
@@ -53,6 +62,8 @@ struct TaskState {
   std::any value;
   std::exception_ptr error;
   bool done = false;
+  bool abandoned = false;
+  ThreadPool* pool = nullptr;  // Until done.
   std::vector<Waiter*> waiters;
 };
 
@@ -76,18 +87,12 @@ class ThreadResult {
   }
   // Get waits, then returns the result (OK for void) or rethrows the function's exception;
   // absl::DeadlineExceededError if `timeout` elapses first (a zero timeout does not wait).
-  GetResult Get(std::optional<absl::Duration> timeout = std::nullopt) {
-    if (!Wait(timeout)) {
-      return absl::DeadlineExceededError(
-          "gevent::ThreadResult::Get: timed out before the function finished on its worker");
-    }
-    if (task_->error) std::rethrow_exception(task_->error);
-    if constexpr (std::is_void_v<T>) {
-      return absl::OkStatus();
-    } else {
-      return std::any_cast<T>(task_->value);
-    }
-  }
+  GetResult Get(std::optional<absl::Duration> timeout = std::nullopt);
+  // Abandon: nobody waits for this task any more. It still runs (or keeps running) on a worker,
+  // but from now on it does not keep the hub's loop alive (Join and LoopExit ignore it); its
+  // outcome lives as long as some handle to it. Wait/Get still work afterwards. Idempotent; a
+  // no-op on a finished task. Hub thread only.
+  void Abandon();
 
  private:
   std::shared_ptr<internal::TaskState> task_;
@@ -95,8 +100,8 @@ class ThreadResult {
 
 class ThreadPool {
  public:
-  // ThreadPool starts `size` (>= 1, else gevent::UsageError) worker threads for the calling
-  // thread's hub.
+  // ThreadPool allows up to `size` (>= 1, else gevent::UsageError) worker threads for the given
+  // hub (the calling thread's by default); they start as tasks arrive.
   explicit ThreadPool(std::size_t size, Hub& hub = GetHub());
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
@@ -139,19 +144,28 @@ class ThreadPool {
   // Shutdown finishes the queued tasks and joins the workers (idempotent; hub thread only).
   void Shutdown();
 
-  std::size_t size() const { return workers_.size(); }
-  // outstanding: tasks submitted and not yet completed on the hub.
+  // size: the most workers the pool runs; started: how many have started so far.
+  std::size_t size() const { return size_; }
+  std::size_t started() const { return workers_.size(); }
+  // outstanding: tasks submitted and not yet completed on the hub (abandoned ones included).
   std::size_t outstanding() const { return outstanding_; }
 
  private:
+  template <typename T>
+  friend class ThreadResult;
+
   void Submit(std::shared_ptr<internal::TaskState> task);
+  void Abandon(internal::TaskState& task);
   void WorkerLoop();
   void CompleteFinished();
+  void UpdateLoopReference();
 
   Hub* hub_;
+  std::size_t size_;
   std::unique_ptr<AsyncWatcher> async_;
   std::size_t outstanding_ = 0;  // Hub thread.
-  std::vector<std::thread> workers_;
+  std::size_t abandoned_ = 0;    // Hub thread: outstanding tasks given up.
+  std::vector<std::thread> workers_;  // Hub thread.
 
   // std::mutex rather than absl::Mutex: the system abseil is not built for ThreadSanitizer, which
   // then cannot see its synchronisation.
@@ -159,8 +173,35 @@ class ThreadPool {
   std::condition_variable work_ready_;
   std::deque<std::shared_ptr<internal::TaskState>> queue_ ABSL_GUARDED_BY(mu_);
   std::vector<std::shared_ptr<internal::TaskState>> finished_ ABSL_GUARDED_BY(mu_);
+  std::size_t idle_ ABSL_GUARDED_BY(mu_) = 0;  // Workers waiting for a task.
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 };
+
+// kHubThreadPoolSize: the most workers of a hub's shared pool (gevent's default, 10).
+inline constexpr std::size_t kHubThreadPoolSize = 10;
+
+// HubThreadPool: `hub`'s shared pool, made on first use and destroyed with the hub (before its
+// loop). Hub thread only.
+ThreadPool& HubThreadPool(Hub& hub = GetHub());
+
+template <typename T>
+typename ThreadResult<T>::GetResult ThreadResult<T>::Get(std::optional<absl::Duration> timeout) {
+  if (!Wait(timeout)) {
+    return absl::DeadlineExceededError(
+        "gevent::ThreadResult::Get: timed out before the function finished on its worker");
+  }
+  if (task_->error) std::rethrow_exception(task_->error);
+  if constexpr (std::is_void_v<T>) {
+    return absl::OkStatus();
+  } else {
+    return std::any_cast<T>(task_->value);
+  }
+}
+
+template <typename T>
+void ThreadResult<T>::Abandon() {
+  if (!task_->done && !task_->abandoned) task_->pool->Abandon(*task_);
+}
 
 }  // namespace gevent
 

@@ -3,8 +3,6 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <condition_variable>
-#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -16,28 +14,7 @@
 namespace gevent {
 namespace {
 
-// A one-shot flag for worker threads, on std::mutex so that ThreadSanitizer sees the hand-off
-// (the system abseil is not built for it).
-class Notification {
- public:
-  void Notify() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      notified_ = true;
-    }
-    cv_.notify_all();
-  }
-  void WaitForNotification() {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [this] { return notified_; });
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool notified_ = false;
-};
-
+using Notification = ThreadNotification;
 using ThreadPoolTest = HubTestFixture;
 
 TEST_F(ThreadPoolTest, ApplyReturnsTheResultFromAWorkerThread) {
@@ -142,6 +119,60 @@ TEST_F(ThreadPoolTest, ShutdownFinishesQueuedTasks) {
   }
   EXPECT_EQ(ran.load(), 10);
   for (auto& r : results) EXPECT_TRUE(r.ready());
+}
+
+TEST_F(ThreadPoolTest, WorkersStartOnDemand) {
+  ThreadPool pool(4);
+  EXPECT_EQ(pool.size(), 4u);
+  EXPECT_EQ(pool.started(), 0u);
+  // One task at a time needs one worker: each finds the first one idle again.
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(pool.Apply([i] { return i; }), i);
+  EXPECT_EQ(pool.started(), 1u);
+  // Three tasks held at once need three.
+  Notification go;
+  std::vector<ThreadResult<void>> held;
+  for (int i = 0; i < 3; ++i) held.push_back(pool.Spawn([&go] { go.WaitForNotification(); }));
+  EXPECT_EQ(pool.started(), 3u);
+  go.Notify();
+  for (auto& r : held) EXPECT_TRUE(r.Get().ok());
+  // Never more than size().
+  for (int i = 0; i < 10; ++i) held.push_back(pool.Spawn([] {}));
+  EXPECT_LE(pool.started(), 4u);
+  for (auto& r : held) EXPECT_TRUE(r.Get().ok());
+}
+
+TEST_F(ThreadPoolTest, AnAbandonedTaskDoesNotKeepTheLoopAlive) {
+  ThreadPool pool(1);
+  Notification go;
+  auto r = pool.Spawn([&go] {
+    go.WaitForNotification();
+    return 7;
+  });
+  EXPECT_FALSE(r.Wait(absl::Milliseconds(1)));
+  r.Abandon();
+  r.Abandon();  // Idempotent.
+  // Join returns although the worker still runs: nobody waits for it.
+  EXPECT_TRUE(GetHub().Join(absl::Seconds(5)));
+  EXPECT_FALSE(r.ready());
+  EXPECT_EQ(pool.outstanding(), 1u);
+  // A new task that is waited for makes the loop wait again, and the abandoned one still ends.
+  auto next = pool.Spawn([] { return 8; });
+  go.Notify();
+  EXPECT_EQ(*next.Get(), 8);
+  EXPECT_EQ(*r.Get(), 7);
+  EXPECT_EQ(pool.outstanding(), 0u);
+  r.Abandon();  // A no-op once done.
+}
+
+TEST_F(ThreadPoolTest, TheHubPoolIsSharedAndGoesWithTheHub) {
+  ThreadPool& pool = HubThreadPool();
+  EXPECT_EQ(&pool, &HubThreadPool(GetHub()));
+  EXPECT_EQ(pool.size(), kHubThreadPoolSize);
+  EXPECT_EQ(pool.Apply([] { return 3; }), 3);
+  DestroyHub();  // Destroys the pool first (its watcher is on the hub's loop).
+  ThreadPool& fresh = HubThreadPool();
+  EXPECT_EQ(fresh.started(), 0u);
+  EXPECT_EQ(fresh.Apply([] { return 4; }), 4);
 }
 
 }  // namespace

@@ -13,39 +13,38 @@
 #include "hub/threadpool.h"
 
 namespace gevent {
-namespace {
 
-struct LookupResult {
-  int gai_error = 0;
-  int sys_errno = 0;
-  std::vector<SocketAddress> addresses;
-};
-
-LookupResult Lookup(const std::string& host, uint16_t port, int family) {
-  LookupResult result;
+absl::StatusOr<std::vector<SocketAddress>> SystemLookup(const std::string& host, uint16_t port,
+                                                        int family) {
   addrinfo hints{};
   hints.ai_family = family;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_ADDRCONFIG;
   addrinfo* list = nullptr;
-  result.gai_error = getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &list);
-  if (result.gai_error != 0) {
-    result.sys_errno = errno;
-    return result;
+  const int gai = getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &list);
+  if (gai != 0) {
+    std::string text = gai_strerror(gai);
+    if (gai == EAI_SYSTEM) text += ": " + ErrnoText(errno);
+    const absl::StatusCode code = (gai == EAI_NONAME || gai == EAI_NODATA)
+                                      ? absl::StatusCode::kNotFound
+                                      : absl::StatusCode::kUnavailable;
+    return absl::Status(code, absl::StrCat("gevent::Resolve ", host, ": ", text));
   }
   std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> owner(list, &freeaddrinfo);
+  std::vector<SocketAddress> addresses;
   for (addrinfo* ai = list; ai != nullptr; ai = ai->ai_next) {
-    result.addresses.push_back(SocketAddress::FromSockaddr(ai->ai_addr, ai->ai_addrlen));
+    addresses.push_back(SocketAddress::FromSockaddr(ai->ai_addr, ai->ai_addrlen));
   }
-  return result;
+  if (addresses.empty()) {
+    return absl::NotFoundError(absl::StrCat("gevent::Resolve ", host, ": no addresses"));
+  }
+  return addresses;
 }
-
-}  // namespace
 
 absl::StatusOr<std::vector<SocketAddress>> Resolve(absl::string_view host, uint16_t port,
                                                    int family,
                                                    std::optional<absl::Duration> timeout,
-                                                   ThreadPool* pool) {
+                                                   const ResolverOptions& resolver) {
   if (absl::StatusOr<SocketAddress> numeric = SocketAddress::FromIp(host, port); numeric.ok()) {
     if (family != AF_UNSPEC && numeric->family() != family) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -54,31 +53,20 @@ absl::StatusOr<std::vector<SocketAddress>> Resolve(absl::string_view host, uint1
     return std::vector<SocketAddress>{*numeric};
   }
   if (host.empty()) return absl::InvalidArgumentError("gevent::Resolve: empty host name");
-  std::unique_ptr<ThreadPool> own_pool;
-  if (pool == nullptr) {
-    own_pool = std::make_unique<ThreadPool>(1);
-    pool = own_pool.get();
-  }
-  ThreadResult<LookupResult> pending =
-      pool->Spawn([h = std::string(host), port, family] { return Lookup(h, port, family); });
+  ThreadPool& pool = resolver.pool != nullptr ? *resolver.pool : HubThreadPool();
+  LookupFunction lookup = resolver.lookup ? resolver.lookup : LookupFunction(&SystemLookup);
+  ThreadResult<absl::StatusOr<std::vector<SocketAddress>>> pending =
+      pool.Spawn([lookup = std::move(lookup), h = std::string(host), port, family] {
+        return lookup(h, port, family);
+      });
   if (!pending.Wait(timeout)) {
+    // The worker finishes on its own; nothing waits for it, so nothing here blocks.
+    pending.Abandon();
     return absl::DeadlineExceededError(absl::StrCat("gevent::Resolve ", host, ": timed out after ",
                                                     absl::FormatDuration(*timeout)));
   }
-  LookupResult result = *std::move(pending.Get());  // Done: Get cannot time out.
-  if (result.gai_error != 0) {
-    std::string text = gai_strerror(result.gai_error);
-    if (result.gai_error == EAI_SYSTEM) text += ": " + ErrnoText(result.sys_errno);
-    absl::StatusCode code = absl::StatusCode::kUnavailable;
-    if (result.gai_error == EAI_NONAME || result.gai_error == EAI_NODATA) {
-      code = absl::StatusCode::kNotFound;
-    }
-    return absl::Status(code, absl::StrCat("gevent::Resolve ", host, ": ", text));
-  }
-  if (result.addresses.empty()) {
-    return absl::NotFoundError(absl::StrCat("gevent::Resolve ", host, ": no addresses"));
-  }
-  return result.addresses;
+  // Done: Get cannot time out; it rethrows what a user's lookup threw.
+  return *pending.Get();
 }
 
 absl::StatusOr<Socket> CreateConnection(absl::string_view host, uint16_t port,
@@ -92,7 +80,7 @@ absl::StatusOr<Socket> CreateConnection(absl::string_view host, uint16_t port,
     return std::max(*deadline - absl::Now(), absl::ZeroDuration());
   };
   absl::StatusOr<std::vector<SocketAddress>> addresses =
-      Resolve(host, port, AF_UNSPEC, remaining(), options.resolver_pool);
+      Resolve(host, port, AF_UNSPEC, remaining(), options.resolver);
   if (!addresses.ok()) {
     return absl::Status(addresses.status().code(),
                         absl::StrCat(prefix, addresses.status().message()));

@@ -5,13 +5,20 @@
 //
 // Hub thread only. Errors follow base/errors.h: NotFound for a name that does not resolve,
 // DeadlineExceeded when the timeout expires, the connect errors of Socket::Connect.
+//
+// A lookup never blocks the hub: it runs on a worker of a thread pool (the hub's shared
+// HubThreadPool unless one is given) while the calling greenlet parks. One that times out is
+// abandoned (ThreadResult::Abandon): the call returns at its timeout, the worker finishes
+// getaddrinfo on its own, the answer is dropped, and the lookup does not keep the loop alive.
 #ifndef GEVENT_SOCKET_RESOLVE_H_
 #define GEVENT_SOCKET_RESOLVE_H_
 
 #include <sys/socket.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -24,22 +31,38 @@ namespace gevent {
 
 class ThreadPool;
 
-// Resolve looks `host` up with getaddrinfo on a worker thread (the calling greenlet parks; the
-// hub keeps running) and returns its addresses with `port`, in getaddrinfo's order. A numeric
-// host is parsed without a thread. `family`: AF_UNSPEC (both), AF_INET or AF_INET6. `pool`: the
-// thread pool to use (its hub must be this thread's); null makes a one-thread pool for the call.
-// Errors: NotFound "gevent::Resolve <host>: <gai text>" and friends; DeadlineExceeded. Note: a
-// lookup that times out still occupies its worker until getaddrinfo returns (with a null pool,
-// the call returns only then).
+// LookupFunction: what runs on the worker for a name that is not numeric: returns `host`'s
+// addresses with `port` for `family` (AF_UNSPEC, AF_INET or AF_INET6), or the error. It runs on
+// worker threads, several at once: it must be thread-safe. SystemLookup is the default.
+using LookupFunction = std::function<absl::StatusOr<std::vector<SocketAddress>>(
+    const std::string& host, uint16_t port, int family)>;
+
+// SystemLookup: getaddrinfo (SOCK_STREAM, AI_ADDRCONFIG), blocking. Errors: NotFound
+// "gevent::Resolve <host>: <gai_strerror text>" for EAI_NONAME/EAI_NODATA and an empty answer,
+// Unavailable for the other failures (EAI_AGAIN, EAI_SYSTEM with its errno text...).
+absl::StatusOr<std::vector<SocketAddress>> SystemLookup(const std::string& host, uint16_t port,
+                                                        int family);
+
+// ResolverOptions: where and how a lookup runs.
+struct ResolverOptions {
+  ThreadPool* pool = nullptr;  // Null: HubThreadPool(). Its hub must be this thread's.
+  LookupFunction lookup;       // Empty: SystemLookup.
+};
+
+// Resolve returns `host`'s addresses with `port`, in the lookup's order; the calling greenlet
+// parks while a worker looks it up (the hub keeps running). A numeric host is parsed at once,
+// without a worker. `family`: AF_UNSPEC (both), AF_INET or AF_INET6. Errors: the lookup's;
+// InvalidArgument for an empty host or a numeric one of another family; DeadlineExceeded
+// "gevent::Resolve <host>: timed out after <timeout>" (the lookup is abandoned, see above).
 absl::StatusOr<std::vector<SocketAddress>> Resolve(
     absl::string_view host, uint16_t port, int family = AF_UNSPEC,
-    std::optional<absl::Duration> timeout = std::nullopt, ThreadPool* pool = nullptr);
+    std::optional<absl::Duration> timeout = std::nullopt, const ResolverOptions& resolver = {});
 
 // CreateConnectionOptions: what CreateConnection does besides connecting.
 struct CreateConnectionOptions {
   bool no_delay = true;                       // TCP_NODELAY on the connected socket
   std::optional<SocketAddress> source;        // bind to this first (gevent's source_address)
-  ThreadPool* resolver_pool = nullptr;        // see Resolve
+  ResolverOptions resolver;                   // see Resolve
 };
 
 // CreateConnection resolves `host` and connects to each address in turn until one works

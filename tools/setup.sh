@@ -18,6 +18,13 @@ packages=(
   libgmock-dev          # tests (matchers)
   libbenchmark-dev      # benchmarks (//greenlet:greenlet_benchmark, //core:core_benchmark)
   python3               # tools/test.sh counts test cases; examples_test serves HTTP with http.server
+  libhiredis-dev        # monkey integration tests, benchmarks/redis_monkey: the Redis client (hiredis)
+  redis-server          # monkey integration tests, examples_test, benchmarks: the Redis server they start
+  redis-tools           # benchmarks/redis_monkey: redis-benchmark, the reference client
+  libpq-dev             # monkey integration tests, examples: the PostgreSQL client (libpq)
+  postgresql            # monkey integration tests, examples_test: initdb/postgres for a throwaway cluster
+  libcurl4-openssl-dev  # monkey integration tests: the HTTP client (libcurl's easy interface)
+  strace                # benchmarks/redis_monkey: syscalls per request (strace -c -f)
 )
 
 say() { echo "setup: $*" >&2; }

@@ -23,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "monkey/testing/servers.h"
 
 namespace {
 
@@ -343,6 +344,40 @@ TEST(UdpServerExample, AnswersEachDatagram) {
 
 TEST(UdpServerExample, BadPortIsAUsageError) {
   ExpectUsageError("examples/udp_server", {"-1"}, "bad port: -1");
+}
+
+// ----- redis_postgres_fanout -----
+
+TEST(RedisPostgresFanoutExample, PrintsBothAnswers) {
+  auto redis = gevent::testing::RedisServer::Start();
+  ASSERT_TRUE(redis.ok()) << redis.status();
+  auto pg = gevent::testing::PostgresServer::Start();
+  ASSERT_TRUE(pg.ok()) << pg.status();
+  for (const char* visits : {"1", "2"}) {
+    Child fanout(Runfile("examples/redis_postgres_fanout"),
+                 {"--redis=" + (*redis)->socket_path(), "--pg=" + (*pg)->conninfo(), "alice"});
+    std::string out, err;
+    EXPECT_EQ(fanout.Finish(&out, &err), 0) << out << err;
+    EXPECT_THAT(out, HasSubstr(absl::StrCat("redis: visits:alice = ", visits)));
+    EXPECT_THAT(out, HasSubstr("postgres: hello, alice (15."));
+    EXPECT_THAT(out, HasSubstr("both answered in"));
+  }
+}
+
+TEST(RedisPostgresFanoutExample, AnUnreachableServerIsReportedNotHung) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  const std::string nowhere = absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/no-such.sock");
+  Child fanout(Runfile("examples/redis_postgres_fanout"),
+               {"--redis=" + nowhere, "--pg=host=/nonexistent-dir connect_timeout=5"});
+  std::string out, err;
+  EXPECT_EQ(fanout.Finish(&out, &err), 1) << out << err;
+  EXPECT_THAT(out, HasSubstr("redis: error: UNAVAILABLE"));
+  EXPECT_THAT(out, HasSubstr("postgres: error: UNAVAILABLE"));
+}
+
+TEST(RedisPostgresFanoutExample, MissingFlagsAreUsageErrors) {
+  ExpectUsageError("examples/redis_postgres_fanout", {"--pg=x"}, "--redis is required");
+  ExpectUsageError("examples/redis_postgres_fanout", {"--redis=/x"}, "--pg is required");
 }
 
 // ----- the README's program -----

@@ -30,7 +30,7 @@ CLIENTS = 100
 
 def runfile(path):
     base = os.environ.get("RUNFILES_DIR") or (os.path.abspath(sys.argv[0]) + ".runfiles")
-    candidate = os.path.join(base, "__main__", path)
+    candidate = os.path.join(base, "gevent_cpp", path)
     return candidate if os.path.exists(candidate) else path
 
 

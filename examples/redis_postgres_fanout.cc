@@ -3,8 +3,8 @@
 // gevent::monkey::PatchAll() (gevent's monkey.patch_all() + redis-py/psycopg). Prints both
 // answers and how long the pair took; exits 1 if either failed.
 //
-//   bazel run //examples:redis_postgres_fanout -- --redis=/tmp/redis.sock \
-//       --pg="host=/var/run/postgresql dbname=postgres" alice
+//   bazel run //examples:redis_postgres_fanout --
+//       --redis=/tmp/redis.sock --pg="host=/var/run/postgresql dbname=postgres" alice
 //
 // --redis is a Unix socket path (anything with a '/') or HOST:PORT; --pg a libpq conninfo.
 #include <hiredis/hiredis.h>

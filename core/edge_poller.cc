@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <string>
@@ -29,7 +30,7 @@ EdgePoller::EdgePoller(Loop& loop, int epoll_fd)
 
 EdgePoller::~EdgePoller() {
   watcher_.Stop();
-  ::close(epoll_fd_);
+  syscall(SYS_close, epoll_fd_);  // The real close, never an interposed one (//monkey).
 }
 
 absl::Status EdgePoller::Add(int fd, Handle* handle) {
@@ -94,6 +95,32 @@ int EdgePoller::Dispatch() {
     handle->on_events(handle, events_[i].events);
   }
   return n;
+}
+
+}  // namespace gevent
+
+namespace gevent {
+
+absl::Status EdgePoller::ReopenAfterFork() {
+  const int fresh = epoll_create1(EPOLL_CLOEXEC);
+  if (fresh < 0) return ErrnoError(errno, "gevent::EdgePoller::ReopenAfterFork");
+  watcher_.Stop();
+  syscall(SYS_close, epoll_fd_);  // The parent's set lives on in the parent.
+  epoll_fd_ = fresh;
+  watcher_.Set(fresh, EV_READ);
+  watcher_.Start();
+  watcher_.Unref();
+  for (auto it = handles_.begin(); it != handles_.end();) {
+    epoll_event event{};
+    event.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    event.data.ptr = it->second;
+    if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, it->first, &event) != 0) {
+      handles_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace gevent

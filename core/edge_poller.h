@@ -91,12 +91,19 @@ class EdgePoller {
   // fd: the epoll descriptor itself.
   int fd() const { return epoll_fd_; }
 
+  // ReopenAfterFork: in the child after fork(), replaces the epoll set (shared with the parent
+  // until now: an event consumed by one process is lost to the other) by a new one holding every
+  // registered descriptor, for input and output edges (an output edge that was not asked for is
+  // a spurious event, which users tolerate). Call it after Loop::Fork(), before the next poll.
+  // Errors: epoll_create1's; a descriptor that cannot be re-added (closed) is dropped.
+  absl::Status ReopenAfterFork();
+
  private:
   EdgePoller(Loop& loop, int epoll_fd);
   absl::Status Control(int op, int fd, Handle* handle, std::uint32_t events, const char* what);
 
   Loop& loop_;
-  const int epoll_fd_;
+  int epoll_fd_;  // Replaced only by ReopenAfterFork.
   IoWatcher watcher_;
   absl::flat_hash_map<int, Handle*> handles_;  // Every registered fd (see Find).
   epoll_event events_[kMaxEvents];

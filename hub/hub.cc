@@ -129,6 +129,17 @@ Hub::Attachment& Hub::Attach(const void* key, std::unique_ptr<Attachment> object
   return *attachments_.back().second;
 }
 
+std::unique_ptr<Hub::Attachment> Hub::Detach(const void* key) {
+  for (auto it = attachments_.begin(); it != attachments_.end(); ++it) {
+    if (it->first == key) {
+      std::unique_ptr<Attachment> object = std::move(it->second);
+      attachments_.erase(it);
+      return object;
+    }
+  }
+  return nullptr;
+}
+
 Hub* HubIfExists() { return tls_hub; }
 
 void DestroyHub() {

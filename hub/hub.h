@@ -186,6 +186,9 @@ class Hub : public internal::Scheduler {
   // twice throws UsageError.
   Attachment* FindAttachment(const void* key) const;
   Attachment& Attach(const void* key, std::unique_ptr<Attachment> object);
+  // Detach takes the object attached under `key` back out (null if none): the caller owns it
+  // (the thread pool's reset in a forked child, which must not destroy it). Hub thread only.
+  std::unique_ptr<Attachment> Detach(const void* key);
 
  private:
   friend Hub& internal::CreateHub();

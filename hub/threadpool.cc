@@ -135,4 +135,14 @@ ThreadPool& HubThreadPool(Hub& hub) {
   return static_cast<HubPool&>(hub.Attach(&kHubPoolKey, std::make_unique<HubPool>(hub))).pool;
 }
 
+void internal::ForgetHubThreadPoolAfterFork(Hub& hub) {
+  std::unique_ptr<Hub::Attachment> old = hub.Detach(&kHubPoolKey);
+  if (old == nullptr) return;
+  ThreadPool& pool = static_cast<HubPool*>(old.get())->pool;
+  if (pool.async_ != nullptr) pool.async_->Stop();
+  // Kept reachable (not a leak to LeakSanitizer), never destroyed: its threads are not there.
+  static auto* forgotten = new std::vector<std::unique_ptr<Hub::Attachment>>();
+  forgotten->push_back(std::move(old));
+}
+
 }  // namespace gevent

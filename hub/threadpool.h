@@ -55,6 +55,8 @@ namespace gevent {
 class ThreadPool;
 
 namespace internal {
+void ForgetHubThreadPoolAfterFork(Hub& hub);  // Below HubThreadPool.
+
 // TaskState: one submitted function and its outcome. `work` runs on a worker and fills
 // value/error; `done` and the waiters belong to the hub thread.
 struct TaskState {
@@ -154,6 +156,7 @@ class ThreadPool {
   template <typename T>
   friend class ThreadResult;
 
+  friend void internal::ForgetHubThreadPoolAfterFork(Hub& hub);
   void Submit(std::shared_ptr<internal::TaskState> task);
   void Abandon(internal::TaskState& task);
   void WorkerLoop();
@@ -183,6 +186,15 @@ inline constexpr std::size_t kHubThreadPoolSize = 10;
 // HubThreadPool: `hub`'s shared pool, made on first use and destroyed with the hub (before its
 // loop). Hub thread only.
 ThreadPool& HubThreadPool(Hub& hub = GetHub());
+
+namespace internal {
+// ForgetHubThreadPoolAfterFork: in the child after fork(), `hub`'s shared pool refers to worker
+// threads that do not exist there (and may hold its lock). It is detached and left alone, never
+// destroyed (its memory stays reachable), its async watcher stopped; the next HubThreadPool()
+// makes a fresh pool. Greenlets that waited on one of its tasks are not woken (unless their
+// timeout passes). No-op without a pool. Hub thread only.
+void ForgetHubThreadPoolAfterFork(Hub& hub);
+}  // namespace internal
 
 template <typename T>
 typename ThreadResult<T>::GetResult ThreadResult<T>::Get(std::optional<absl::Duration> timeout) {

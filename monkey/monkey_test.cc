@@ -396,23 +396,47 @@ TEST_F(Patched, ResolverRunsOnThePool) {
   EXPECT_EQ(getaddrinfo("no-such-host.invalid", nullptr, &hints, &res) != 0, true);
 }
 
+// Under ThreadSanitizer, starting a greenlet costs its fiber: __tsan_create_fiber maps and
+// initialises a ~790 KB ThreadState on the hub thread, measured (strace -tt) at ~5.7 ms per
+// greenlet on this 2-vCPU machine, against microseconds otherwise. The 100 lookup greenlets start
+// back to back in one pass of the loop, so the ticker waited 314-812 ms for that pass alone
+// (thread creation was 6-30 ms for the 2-3 workers actually started; the hub thread never blocked
+// on a futex; the lookups themselves ran on the workers). Under TSan the lateness is therefore
+// measured from the moment every lookup is in flight, which still catches a lookup that runs on
+// the hub (TSan's first getaddrinfo alone takes ~700 ms: the NSS modules are loaded under its
+// interceptors); measured so, the worst lateness was 14-27 ms under TSan, bound 100 ms. Elsewhere
+// it is measured from the start, bound 20 ms.
+#if defined(__SANITIZE_THREAD__)
+constexpr bool kMeasureOnceAllInFlight = true;
+constexpr absl::Duration kLatenessBound = absl::Milliseconds(100);
+#else
+constexpr bool kMeasureOnceAllInFlight = false;
+constexpr absl::Duration kLatenessBound = absl::Milliseconds(20);
+#endif
+
 TEST_F(Patched, HundredLookupsDoNotDelayATimer) {
+  constexpr int kLookups = 100;
   std::atomic<bool> done{false};
+  int in_flight = 0;  // Lookup greenlets that entered getaddrinfo (hub thread only).
   absl::Duration worst = absl::ZeroDuration();
   GreenletRef ticker = Spawn([&] {
     absl::Time last = absl::Now();
+    bool measuring = !kMeasureOnceAllInFlight;
     while (!done) {
       gevent::Sleep(absl::Milliseconds(1));
       const absl::Time now = absl::Now();
-      worst = std::max(worst, now - last - absl::Milliseconds(1));
+      // Under TSan: the first interval measured starts after the pass that started the lookups.
+      if (measuring) worst = std::max(worst, now - last - absl::Milliseconds(1));
+      if (in_flight == kLookups) measuring = true;
       last = now;
     }
   });
   std::vector<GreenletRef> lookups;
   int ok = 0;
-  for (int i = 0; i < 100; ++i) {
+  for (int i = 0; i < kLookups; ++i) {
     lookups.push_back(Spawn([&] {
       addrinfo* res = nullptr;
+      ++in_flight;
       if (getaddrinfo("localhost", "80", nullptr, &res) == 0) {
         ++ok;
         freeaddrinfo(res);
@@ -422,8 +446,9 @@ TEST_F(Patched, HundredLookupsDoNotDelayATimer) {
   for (auto& g : lookups) g->Join();
   done = true;
   ticker->Join();
-  EXPECT_EQ(ok, 100);
-  EXPECT_LT(worst, absl::Milliseconds(20)) << "worst lateness " << worst;
+  EXPECT_EQ(ok, kLookups);
+  EXPECT_LT(worst, kLatenessBound) << "worst lateness " << worst;
+  if (getenv("GEVENT_MEASURE") != nullptr) fprintf(stderr, "worst lateness %s\n", absl::FormatDuration(worst).c_str());
 }
 
 }  // namespace

@@ -37,6 +37,7 @@
 #include "base/errno.h"
 #include "hub/hub.h"
 #include "hub/threadpool.h"
+#include "socket/internal/readiness.h"
 #include "socket/select.h"
 #include "socket/wait.h"
 
@@ -233,7 +234,11 @@ ssize_t DoIo(int fd, Dir dir, Call&& call) {
       errno = EAGAIN;
       return -1;
     }
-    absl::Status s = dir == Dir::kRead ? WaitRead(fd, left) : WaitWrite(fd, left);
+    // The call just said EAGAIN: wait for the next edge, and keep the fd registered for the
+    // next wait (close and dup2 unpin it).
+    absl::Status s = gevent::internal::PinnedWait(
+        fd, dir == Dir::kRead ? gevent::internal::Side::kRead : gevent::internal::Side::kWrite,
+        left, dir == Dir::kRead ? "gevent::monkey read" : "gevent::monkey write");
     if (!s.ok()) {
       SetErrnoFrom(s);
       return -1;
@@ -377,7 +382,10 @@ void CancelWaiters(int fd) {
   if (!Patched()) return;
   gevent::Hub* hub = gevent::HubIfExists();
   if (hub == nullptr) return;
-  if (hub->own_watchers() > 1) gevent::CancelWait(fd);
+  if (hub->own_watchers() > 1) {
+    gevent::internal::Unpin(fd);  // First: a registration kept for later waits goes.
+    gevent::CancelWait(fd);
+  }
   gevent::internal::WakePollers(fd);
 }
 }  // namespace

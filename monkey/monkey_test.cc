@@ -21,6 +21,7 @@
 #include "gtest/gtest.h"
 #include "hub/hub.h"
 #include "hub/spawn.h"
+#include "socket/internal/readiness.h"
 
 extern "C" ssize_t __read_chk(int, void*, size_t, size_t);
 extern "C" ssize_t __recv_chk(int, void*, size_t, size_t, int);
@@ -177,6 +178,32 @@ TEST_F(Patched, CloseFromAnotherGreenletWakesWithEbadf) {
   EXPECT_EQ(read(fd, &c, 1), -1);
   EXPECT_EQ(errno, EBADF);
   closer->Join();
+}
+
+// A wait keeps the fd registered with the hub for the next one (no epoll_ctl per wait), and
+// close takes it out: the next fd given the same number is waited on afresh, not through a stale
+// registration (which would never see its events).
+TEST_F(Patched, AKeptRegistrationGoesWithClose) {
+  for (int round = 0; round < 3; ++round) {
+    Pair p;
+    GreenletRef writer = Spawn([&] {
+      gevent::Sleep(absl::Milliseconds(1));
+      ASSERT_EQ(write(p.b, "x", 1), 1);
+      gevent::Sleep(absl::Milliseconds(1));
+      ASSERT_EQ(write(p.b, "y", 1), 1);
+    });
+    char c;
+    ASSERT_EQ(read(p.a, &c, 1), 1) << round;
+    EXPECT_EQ(c, 'x');
+    EXPECT_NE(gevent::internal::Readiness::Find(p.a), nullptr) << "kept after the wait";
+    ASSERT_EQ(read(p.a, &c, 1), 1) << round;
+    EXPECT_EQ(c, 'y');
+    writer->Join();
+    const int fd = p.a;
+    EXPECT_EQ(close(p.a), 0);
+    p.a = -1;
+    EXPECT_EQ(gevent::internal::Readiness::Find(fd), nullptr) << "gone with the close";
+  }
 }
 
 TEST_F(Patched, BlockingWriteCompletesCooperatively) {

@@ -56,6 +56,48 @@ absl::Status WaitFor(int fd, Side side, std::optional<absl::Duration> timeout,
 
 }  // namespace
 
+namespace internal {
+absl::Status PinnedWait(int fd, Side side, std::optional<absl::Duration> timeout,
+                        const char* operation) {
+  Readiness* readiness = Readiness::Find(fd);
+  if (readiness != nullptr && !readiness->transient()) {
+    return readiness->WaitReady(side, timeout, operation);  // A socket's after all.
+  }
+  if (readiness == nullptr) {
+    absl::StatusOr<EdgePoller*> poller = GetHub().edge_poller();
+    if (!poller.ok()) return poller.status();
+    auto made = std::make_unique<Readiness>(GetHub(), **poller, fd, /*stream=*/false);
+    made->set_transient();
+    // Registering reports the fd's state as of now: data that came after the EAGAIN wakes the
+    // wait below.
+    if (absl::Status registered = made->Register(); !registered.ok()) return registered;
+    readiness = made.release();
+  }
+  if (!readiness->pinned()) {
+    readiness->set_pinned(true);
+    readiness->AddUse();
+  }
+  readiness->AddUse();
+  struct ReleaseUse {
+    Readiness* readiness;
+    ~ReleaseUse() {
+      if (readiness->ReleaseUse()) delete readiness;
+    }
+  } release{readiness};
+  std::optional<absl::Time> deadline;
+  return readiness->Wait(side, &deadline, timeout, operation);
+}
+
+void Unpin(int fd) {
+  if (HubIfExists() == nullptr) return;
+  Readiness* readiness = Readiness::Find(fd);
+  if (readiness == nullptr || !readiness->pinned()) return;
+  readiness->set_pinned(false);
+  // With waiters left it stays, for CancelWait to find, unregister and wake.
+  if (readiness->ReleaseUse()) delete readiness;
+}
+}  // namespace internal
+
 absl::Status WaitRead(int fd, std::optional<absl::Duration> timeout) {
   return WaitFor(fd, Side::kRead, timeout, "gevent::WaitRead");
 }

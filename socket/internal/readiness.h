@@ -117,6 +117,9 @@ class Readiness : public EdgePoller::Handle {
   // (ReleaseUse returns true) deletes it.
   bool transient() const { return transient_; }
   void set_transient() { transient_ = true; }
+  // pinned: a transient Readiness that PinnedWait keeps between waits (it holds one use).
+  bool pinned() const { return pinned_; }
+  void set_pinned(bool pinned) { pinned_ = pinned; }
   void AddUse() { ++uses_; }
   bool ReleaseUse() { return --uses_ == 0; }
 
@@ -191,12 +194,24 @@ class Readiness : public EdgePoller::Handle {
   bool stream_;
   bool registered_ = false;
   bool transient_ = false;
+  bool pinned_ = false;
   int uses_ = 0;  // Of a transient Readiness: the greenlets waiting through it.
   bool output_watched_ = false;  // Output events asked for (the first wait to write does).
   std::optional<absl::Duration> default_timeout_;
   Direction read_;
   Direction write_;
 };
+
+// For a layer that sees every close of the fds it waits on (//monkey's hooks), waits that cost
+// no epoll_ctl (implemented in socket/wait.cc, beside WaitRead):
+// PinnedWait: the caller's call on `fd` (an fd no Socket owns) just failed with EAGAIN: parks
+// until an event on `side` (no poll first: the edge rule), and leaves the fd registered with
+// this hub's edge poller for the next wait. Errors as gevent::WaitRead's.
+absl::Status PinnedWait(int fd, Side side, std::optional<absl::Duration> timeout,
+                        const char* operation);
+// Unpin: `fd` is about to be closed or replaced (close, dup2): its registration on this hub
+// goes now, or with its last waiter. Call it before CancelWait, which wakes those waiters.
+void Unpin(int fd);
 
 // ----- implementation -----
 

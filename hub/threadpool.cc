@@ -22,7 +22,6 @@ bool WaitTask(TaskState& task, std::optional<absl::Duration> timeout) {
 ThreadPool::ThreadPool(std::size_t size, Hub& hub) : hub_(&hub), size_(size) {
   if (size == 0) throw UsageError("gevent::ThreadPool: size must be at least 1");
   async_ = std::make_unique<AsyncWatcher>(hub.loop(), [this] { CompleteFinished(); });
-  workers_.reserve(size);
 }
 
 ThreadPool::~ThreadPool() { Shutdown(); }
@@ -40,16 +39,34 @@ void ThreadPool::Submit(std::shared_ptr<internal::TaskState> task) {
       throw UsageError("gevent::ThreadPool::Spawn: the pool was shut down");
     }
     queue_.push_back(std::move(task));
-    // Every idle worker may already be promised to an earlier queued task.
-    start_worker = queue_.size() > idle_ && workers_.size() < size_;
+    // The hub starts a worker only when none is being started: a new worker starts the next one
+    // itself while tasks still wait, so a burst costs the hub one thread creation, not `size`.
+    start_worker = starting_ == 0 && NeedsWorker();
+    if (start_worker) {
+      ++starting_;
+      ++unjoinable_;
+    }
   }
   ++outstanding_;
   UpdateLoopReference();
   if (start_worker) {
-    workers_.emplace_back([this] { WorkerLoop(); });
+    StartWorker();
   } else {
     work_ready_.notify_one();
   }
+}
+
+bool ThreadPool::NeedsWorker() const {
+  // Every idle worker may already be promised to an earlier queued task.
+  return !stopping_ && queue_.size() > idle_ && workers_.size() + starting_ < size_;
+}
+
+void ThreadPool::StartWorker() {
+  std::thread worker([this] { WorkerLoop(); });
+  std::lock_guard<std::mutex> lock(mu_);
+  workers_.push_back(std::move(worker));
+  started_.store(workers_.size(), std::memory_order_relaxed);
+  if (--unjoinable_ == 0) started_all_.notify_all();
 }
 
 void ThreadPool::Abandon(internal::TaskState& task) {
@@ -69,7 +86,16 @@ void ThreadPool::UpdateLoopReference() {
 
 void ThreadPool::WorkerLoop() {
   std::unique_lock<std::mutex> lock(mu_);
+  // Counted as starting until here, so that nobody starts another for the same task meanwhile.
+  --starting_;
   ++idle_;
+  if (NeedsWorker()) {
+    ++starting_;
+    ++unjoinable_;
+    lock.unlock();
+    StartWorker();
+    lock.lock();
+  }
   while (true) {
     work_ready_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
     if (queue_.empty()) return;  // Stopping, and nothing left to do.
@@ -107,14 +133,17 @@ void ThreadPool::CompleteFinished() {
 }
 
 void ThreadPool::Shutdown() {
+  std::vector<std::thread> workers;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     if (stopping_ && workers_.empty()) return;
     stopping_ = true;
+    // A worker being started is joined too (no new one starts once stopping).
+    started_all_.wait(lock, [this] { return unjoinable_ == 0; });
+    workers.swap(workers_);
   }
   work_ready_.notify_all();
-  for (std::thread& t : workers_) t.join();
-  workers_.clear();
+  for (std::thread& t : workers) t.join();
   CompleteFinished();
   async_->Stop();
 }

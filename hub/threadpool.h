@@ -13,8 +13,10 @@
 //
 // The pool belongs to the hub of the thread that created it: Spawn/Apply/Get are hub-thread only;
 // the functions run on the workers. Workers start on demand, up to `size`: a task that finds no
-// idle worker starts one. A worker reports a finished task through one AsyncWatcher per pool,
-// which is active while tasks are outstanding and referenced while one of them is not abandoned:
+// idle worker gets one started (by the hub for the first of a burst, then by each new worker for
+// the next, so the hub thread pays for one thread creation per burst). A worker reports a
+// finished task through one AsyncWatcher per pool, which is active while tasks are outstanding
+// and referenced while one of them is not abandoned:
 // the hub's loop stays alive (no LoopExit) while a greenlet waits for a worker, and not longer.
 // ThreadResult::Abandon gives a task up (a lookup that timed out, say): it runs to the end on its
 // worker, its result is dropped, and it no longer keeps the loop alive.
@@ -29,6 +31,7 @@
 #define GEVENT_HUB_THREADPOOL_H_
 
 #include <any>
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -148,7 +151,7 @@ class ThreadPool {
 
   // size: the most workers the pool runs; started: how many have started so far.
   std::size_t size() const { return size_; }
-  std::size_t started() const { return workers_.size(); }
+  std::size_t started() const { return started_.load(std::memory_order_relaxed); }
   // outstanding: tasks submitted and not yet completed on the hub (abandoned ones included).
   std::size_t outstanding() const { return outstanding_; }
 
@@ -162,13 +165,15 @@ class ThreadPool {
   void WorkerLoop();
   void CompleteFinished();
   void UpdateLoopReference();
+  bool NeedsWorker() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void StartWorker();
 
   Hub* hub_;
   std::size_t size_;
   std::unique_ptr<AsyncWatcher> async_;
   std::size_t outstanding_ = 0;  // Hub thread.
   std::size_t abandoned_ = 0;    // Hub thread: outstanding tasks given up.
-  std::vector<std::thread> workers_;  // Hub thread.
+  std::atomic<std::size_t> started_{0};  // workers_.size(), for started().
 
   // std::mutex rather than absl::Mutex: the system abseil is not built for ThreadSanitizer, which
   // then cannot see its synchronisation.
@@ -177,6 +182,12 @@ class ThreadPool {
   std::deque<std::shared_ptr<internal::TaskState>> queue_ ABSL_GUARDED_BY(mu_);
   std::vector<std::shared_ptr<internal::TaskState>> finished_ ABSL_GUARDED_BY(mu_);
   std::size_t idle_ ABSL_GUARDED_BY(mu_) = 0;  // Workers waiting for a task.
+  std::vector<std::thread> workers_ ABSL_GUARDED_BY(mu_);
+  // starting_: workers asked for that have not reached their loop yet; unjoinable_: threads not
+  // yet in workers_ (Shutdown waits for them).
+  std::size_t starting_ ABSL_GUARDED_BY(mu_) = 0;
+  std::size_t unjoinable_ ABSL_GUARDED_BY(mu_) = 0;
+  std::condition_variable started_all_;  // unjoinable_ fell to 0.
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 };
 

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -128,10 +130,27 @@ TEST_F(ThreadPoolTest, WorkersStartOnDemand) {
   // One task at a time needs one worker: each finds the first one idle again.
   for (int i = 0; i < 5; ++i) EXPECT_EQ(pool.Apply([i] { return i; }), i);
   EXPECT_EQ(pool.started(), 1u);
-  // Three tasks held at once need three.
+  // Three tasks held at once need three, all running together (the new workers start the next
+  // ones themselves: the hub thread is blocked here meanwhile).
   Notification go;
+  std::mutex mu;
+  std::condition_variable cv;
+  int running = 0;
   std::vector<ThreadResult<void>> held;
-  for (int i = 0; i < 3; ++i) held.push_back(pool.Spawn([&go] { go.WaitForNotification(); }));
+  for (int i = 0; i < 3; ++i) {
+    held.push_back(pool.Spawn([&] {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        ++running;
+      }
+      cv.notify_all();
+      go.WaitForNotification();
+    }));
+  }
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return running == 3; });
+  }
   EXPECT_EQ(pool.started(), 3u);
   go.Notify();
   for (auto& r : held) EXPECT_TRUE(r.Get().ok());

@@ -363,7 +363,7 @@ int ExitCodeFor(const RunResult& result) {
   return TotalErrors(result.errors) == 0 && result.messages > 0 ? kExitOk : kExitRunErrors;
 }
 
-int ExitCodeForSignal(int signal) { return 128 + signal; }
+int ExitCodeForSignal(int signal) { return kExitInterruptedBase + signal; }
 
 absl::Status CheckJsonPath(const std::string& path) {
   // Created (or truncated) now, so an unwritable path is found before the run, not after it.

@@ -201,6 +201,8 @@ bool StreamServer::RefuseQueued(int err) {
   spare_fd_ = -1;
   uint64_t refused = 0;
   // Until the queue is empty (EAGAIN), or another thread took the freed slot (EMFILE again).
+  // Raw accept4: no Socket (nor epoll registration) for a connection closed at once; the
+  // listener's next Accept tries the call before it parks, so its readiness needs no update.
   for (;;) {
     const int fd = ::accept4(listener_.fd(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0) {
@@ -211,6 +213,10 @@ bool StreamServer::RefuseQueued(int err) {
     ++refused;
   }
   spare_fd_ = OpenSpare();
+  if (spare_fd_ < 0) {
+    std::fprintf(stderr, "gevent::StreamServer %s: cannot reopen the spare descriptor: %s\n",
+                 address_.ToString().c_str(), strerror(errno));
+  }
   if (refused > 0) {
     counters_->fd_refused.fetch_add(refused, std::memory_order_relaxed);
     if (refused_unlogged_ == 0) window_start_ = absl::Now();

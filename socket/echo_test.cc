@@ -605,6 +605,13 @@ constexpr absl::Duration kPrompt = absl::Seconds(1);
 // goes, and the SIGTERM summary and stderr say what happened.
 TEST_F(EchoTest, BinaryOutOfDescriptorsRefusesPromptlyServesAfterwardsAndSaysSo) {
   if (!BinaryBuilt()) GTEST_SKIP() << "not run by Bazel";
+#ifdef GEVENT_UBSAN
+  // Out of descriptors, UBSan's runtime cannot check a vtable: it probes memory through a pipe,
+  // whose pipe2 fails with EMFILE (seen with strace), and then reports the next virtual call as
+  // "object has invalid vptr" and aborts (-fno-sanitize-recover ignores suppressions). The
+  // in-process flood in server_test still runs under UBSan.
+  GTEST_SKIP() << "UBSan's runtime needs descriptors of its own to check virtual calls";
+#endif
   RunningBinary run;
   StartBinary({"--port=0"}, /*nofile=*/128, &run);
   if (HasFatalFailure()) return;

@@ -206,7 +206,7 @@ void internal::Scheduler::HandOffAtFinish(Greenlet* self) {
 }
 
 // Runs ready entries in FIFO order until the queue is empty or kPollEvery entries ran since the
-// last poll (a poll's own wake-ups do not count). Entries queued meanwhile join the tail, behind
+// last checkpoint (RunForever then decides whether to poll) (a poll's own wake-ups do not count). Entries queued meanwhile join the tail, behind
 // everything already ready.
 void internal::Scheduler::RunReady() {
   DrainReleases();
@@ -242,6 +242,10 @@ void internal::Scheduler::RunForever() {
       RunReady();
       if (ready_count_ == 0 || since_poll_ < kPollEvery) continue;
       since_poll_ = 0;
+      // The checkpoint: kPollEvery entries ran. Poll only once kPollInterval passed as well.
+      const std::int64_t now = MonotonicNanos();
+      if (now < busy_poll_due_ns_) continue;
+      busy_poll_due_ns_ = now + absl::ToInt64Nanoseconds(kPollInterval);
       ++stats_.polls;
       NoteRunning(&greenlet_);
       loop_->Run(RunMode::kNoWait);

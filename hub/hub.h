@@ -12,8 +12,9 @@
 //
 // Scheduling. The hub keeps a FIFO ready queue of greenlets and callbacks (Schedule, Sleep(0),
 // Waiter::Wake) and runs it in order; entries queued meanwhile join the tail. Ready greenlets
-// that keep yielding cannot starve I/O: the loop is polled at least every few dozen entries and
-// whenever the queue empties. How it hands over and when it polls: hub/internal/scheduler.h.
+// that keep yielding cannot starve I/O: the loop is polled whenever the queue empties, and
+// otherwise about every 100 us (Hub::kPollInterval, checked every kPollEvery entries). How it
+// hands over and when it polls: hub/internal/scheduler.h.
 //
 // LoopExit. When the queue is empty and the loop has no active watcher that keeps it alive,
 // nothing can ever wake a parked greenlet: the hub raises LoopExit ("would block forever") in the

@@ -6,11 +6,16 @@
 // hand-off, one item through a queue.
 #include <benchmark/benchmark.h>
 
+#include <alloca.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <functional>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "hub/event.h"
@@ -137,35 +142,109 @@ double ResidentBytes() {
   return static_cast<double>(pages) * static_cast<double>(sysconf(_SC_PAGESIZE));
 }
 
-// N spawned greenlets parked at once on one Event, on 16 KiB unguarded pooled stacks (guarded
-// stacks cost two mappings each, and vm.max_map_count is 65530). Reports the resident memory each
-// adds; the time is for spawning, parking, waking and finishing all of them.
+// The process's page tables (VmPTE in /proc/self/status), in bytes.
+double PageTableBytes() {
+  double kib = 0;
+  if (std::FILE* f = std::fopen("/proc/self/status", "r")) {
+    char line[256];
+    while (std::fgets(line, sizeof line, f) != nullptr) {
+      if (std::sscanf(line, "VmPTE: %lf kB", &kib) == 1) break;
+    }
+    std::fclose(f);
+  }
+  return kib * 1024;
+}
+
+// Resident pages in the stack slots [top - slot, top) for each top in `tops` (contiguous slots
+// are asked about in one mincore call).
+std::size_t ResidentStackPages(std::vector<std::uintptr_t>& tops, std::size_t slot) {
+  const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  std::sort(tops.begin(), tops.end());
+  std::vector<unsigned char> vec;
+  std::size_t resident = 0;
+  for (std::size_t i = 0; i < tops.size();) {
+    const std::uintptr_t low = tops[i] - slot;
+    std::uintptr_t high = tops[i];
+    for (++i; i < tops.size() && tops[i] - slot == high; ++i) high = tops[i];
+    vec.resize((high - low) / page);
+    if (mincore(reinterpret_cast<void*>(low), high - low, vec.data()) != 0) return 0;
+    for (unsigned char v : vec) resident += v & 1;
+  }
+  return resident;
+}
+
+// What a handler's deeper frames leave behind: `bytes` of stack touched, then returned from.
+__attribute__((noinline)) void TouchStack(std::size_t bytes) {
+  auto* frame = static_cast<volatile char*>(alloca(bytes));
+  for (std::size_t i = 0; i < bytes; i += 64) frame[i] = 1;
+  benchmark::ClobberMemory();
+}
+
+// N spawned greenlets parked at once on one Event, on unguarded pooled stacks (guarded stacks
+// cost two mappings each, and vm.max_map_count is 65530): 16 KiB stacks for greenlets that touch
+// nothing more, stacks twice the touched size for Arg(touch_kib) > 0, where each greenlet first
+// runs TouchStack(touch_kib KiB) as a stand-in for a real handler's deeper frames.
+// Each repetition runs on a thread of its own, so that its hub and stack pool start empty and
+// are unmapped at its end: otherwise a repetition reuses the pages an earlier one made resident
+// and process-wide deltas read 0. Reported per greenlet:
+// - stack_resident_bytes: the resident pages of each greenlet's own stack slot (mincore), which
+//   holds its frames and, in the top bytes, the greenlet object and its reference counts;
+// - page_table_bytes: the growth of the process's page tables (VmPTE);
+// - rss_per_greenlet_bytes: the growth of the process's resident set (what the two above leave
+//   out: the hub's own allocations, which should be none per greenlet).
+// The time is for spawning, parking, waking and finishing all of them (and the counting).
 void BM_ParkedGreenlets(benchmark::State& state) {
   const auto n = static_cast<std::size_t>(state.range(0));
+  const auto touch = static_cast<std::size_t>(state.range(1)) * 1024;
+  const std::size_t slot = touch == 0 ? 16 * 1024 : 2 * touch;
   gevent::SpawnOptions options;
-  options.stack = {16 * 1024, greenlet::StackKind::kUnguarded};
-  double rss_per_greenlet = 0;
+  options.stack = {slot, greenlet::StackKind::kUnguarded};
+  const auto page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
+  double stack_bytes = 0;
+  double pte_bytes = 0;
+  double rss_bytes = 0;
   for (auto _ : state) {
-    gevent::Event release;
-    std::size_t parked = 0;
-    const double before = ResidentBytes();
-    // Fire and forget: the handles are not kept, so the figure is the greenlets' own cost.
-    for (std::size_t i = 0; i < n; ++i) {
-      gevent::Spawn(options, [&] {
-        ++parked;
-        release.Wait();
-      });
-    }
-    gevent::Sleep(absl::ZeroDuration());  // Every greenlet started before this yield returns.
-    if (parked != n) state.SkipWithError("not every greenlet parked");
-    rss_per_greenlet = (ResidentBytes() - before) / static_cast<double>(n);
-    release.Set();
-    gevent::Wait();
+    std::thread run([&] {
+      gevent::Event release;
+      std::vector<std::uintptr_t> tops;
+      tops.reserve(n);
+      std::size_t parked = 0;
+      gevent::GetHub();
+      const double rss_before = ResidentBytes();
+      const double pte_before = PageTableBytes();
+      // Fire and forget: the handles are not kept, so the figure is the greenlets' own cost.
+      for (std::size_t i = 0; i < n; ++i) {
+        gevent::GreenletRef g = gevent::Spawn(options, [&] {
+          if (touch > 0) TouchStack(touch);
+          ++parked;
+          release.Wait();
+        });
+        // The greenlet object sits in the top bytes of its stack slot (hub/spawn.cc).
+        tops.push_back((reinterpret_cast<std::uintptr_t>(g.get()) + page - 1) & ~(page - 1));
+      }
+      gevent::Sleep(absl::ZeroDuration());  // Every greenlet started before this yield returns.
+      if (parked != n) state.SkipWithError("not every greenlet parked");
+      rss_bytes = (ResidentBytes() - rss_before) / static_cast<double>(n);
+      pte_bytes = (PageTableBytes() - pte_before) / static_cast<double>(n);
+      stack_bytes = static_cast<double>(ResidentStackPages(tops, slot) * page) /
+                    static_cast<double>(n);
+      release.Set();
+      gevent::Wait();
+      gevent::DestroyHub();
+    });
+    run.join();
   }
-  state.counters["rss_per_greenlet_bytes"] = rss_per_greenlet;
+  state.counters["stack_resident_bytes"] = stack_bytes;
+  state.counters["page_table_bytes"] = pte_bytes;
+  state.counters["rss_per_greenlet_bytes"] = rss_bytes;
   state.SetItemsProcessed(state.iterations() * state.range(0));
-  gevent::DestroyHub();
 }
-BENCHMARK(BM_ParkedGreenlets)->Arg(1000000)->Iterations(1)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ParkedGreenlets)
+    ->ArgNames({"n", "touch_kib"})
+    ->Args({1000000, 0})
+    ->Args({100000, 16})
+    ->Iterations(1)
+    ->UseRealTime()  // The work is on the repetition's own thread.
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace

@@ -67,4 +67,16 @@ bool Pool::WaitAvailable(std::optional<absl::Duration> timeout) {
   return true;
 }
 
+namespace internal {
+
+absl::Status ImapAdd(Group& group, const GreenletRef& g) { return group.Add(g); }
+void ImapDiscard(Group& group, const GreenletRef& g) { group.Discard(g); }
+std::weak_ptr<const void> ImapAliveToken(const Group& group) { return group.alive_; }
+std::size_t ImapDefaultInFlight(const Group& group) {
+  const Pool* pool = dynamic_cast<const Pool*>(&group);
+  return pool != nullptr ? pool->capacity() : 0;
+}
+
+}  // namespace internal
+
 }  // namespace gevent

@@ -3,6 +3,7 @@
 //   gevent::Pool pool(10);                       // at most 10 running at once
 //   pool.Spawn(fetch, url);                       // parks while 10 are running
 //   std::vector<int> lens = pool.Map(length, urls);   // results in input order
+//   for (int len : pool.ImapUnordered(length, urls)) ...   // lazy, as each one finishes
 //   pool.Join();                                  // until every member finished
 //
 // A greenlet leaves its group when it finishes (through a link, which runs on the hub after the
@@ -13,8 +14,9 @@
 // expired, returns absl::DeadlineExceededError("pool is full ...") (gevent's PoolFull;
 // IsPoolFull()): would-block and timeouts are DeadlineExceeded everywhere. Misuse throws
 // gevent::UsageError: a Pool of size 0; Spawn when Add fails (which a blocking Add without a
-// timeout never does). Map and ImapUnordered rethrow the exception of the first greenlet (in
-// input / finishing order) that failed.
+// timeout never does). Map rethrows the exception of the first greenlet (in input order) that
+// failed; Imap / ImapUnordered (lazy ranges, hub/imap.h) rethrow each failure at the step that
+// reaches it.
 //
 // Lifetime: a Group may be destroyed while members still run (their links then do nothing); but
 // greenlets parked in its blocking calls must be gone first. Thread-safety: hub thread only.
@@ -33,6 +35,7 @@
 #include "absl/time/time.h"
 #include "base/errors.h"
 #include "hub/event.h"
+#include "hub/imap.h"
 #include "hub/lock.h"
 #include "hub/queue.h"
 #include "hub/spawn.h"
@@ -88,27 +91,44 @@ class Group {
     return out;
   }
 
-  // ImapUnordered runs fn(input) for every input as members and returns the results in the
-  // order they finished. A failed greenlet's exception is rethrown when it is reached.
+  // Imap / ImapUnordered run fn(input) for every input as members and return a lazy range of
+  // the results, in input order / in the order they finished (hub/imap.h: bounds, errors,
+  // lifetime). The vector is moved into the range; with an iterator pair, the inputs must
+  // outlive the range (nothing is copied: any input range, e.g. a counting one).
   template <typename F, typename In>
-  auto ImapUnordered(F fn, const std::vector<In>& inputs) {
-    using R = std::decay_t<decltype(fn(inputs.front()))>;
-    auto done = std::make_shared<Queue<GreenletRef>>();
-    for (const In& in : inputs) {
-      GreenletRef g = Spawn(fn, in);
-      g->Link([done](const GreenletRef& finished) { (void)done->PutNowait(finished); });
-    }
-    std::vector<R> out;
-    out.reserve(inputs.size());
-    for (std::size_t i = 0; i < inputs.size(); ++i) {
-      GreenletRef g = *done->Get();
-      if (g->exception()) std::rethrow_exception(g->exception());
-      out.push_back(std::any_cast<R>(g->value()));
-    }
-    return out;
+  auto Imap(F fn, std::vector<In> inputs, ImapOptions options = {}) {
+    return MakeImap<In>(std::move(fn), std::move(inputs), true, options);
+  }
+  template <typename F, typename In>
+  auto ImapUnordered(F fn, std::vector<In> inputs, ImapOptions options = {}) {
+    return MakeImap<In>(std::move(fn), std::move(inputs), false, options);
+  }
+  template <typename F, typename It>
+  auto Imap(F fn, It first, It last, ImapOptions options = {}) {
+    return ImapRange<ImapResult<F, decltype(*first)>>(*this, true, options, std::move(fn),
+                                                      std::move(first), std::move(last));
+  }
+  template <typename F, typename It>
+  auto ImapUnordered(F fn, It first, It last, ImapOptions options = {}) {
+    return ImapRange<ImapResult<F, decltype(*first)>>(*this, false, options, std::move(fn),
+                                                      std::move(first), std::move(last));
   }
 
  private:
+  friend std::weak_ptr<const void> internal::ImapAliveToken(const Group& group);
+  // ImapResult: what a step of Imap(fn, ...) over `Arg` inputs yields.
+  template <typename F, typename Arg>
+  using ImapResult = internal::ImapValue<
+      std::decay_t<std::invoke_result_t<F&, std::decay_t<Arg>&>>>;
+  template <typename In, typename F>
+  auto MakeImap(F fn, std::vector<In> inputs, bool ordered, const ImapOptions& options) {
+    auto owned = std::make_shared<std::vector<In>>(std::move(inputs));
+    auto first = owned->cbegin();
+    auto last = owned->cend();
+    return ImapRange<ImapResult<F, const In&>>(*this, ordered, options, std::move(fn), first,
+                                               last, std::move(owned));
+  }
+
   struct Alive {
     Group* group;
   };

@@ -125,7 +125,11 @@ void ThreadPool::CompleteFinished() {
   for (auto& task : done) {
     task->done = true;
     task->pool = nullptr;
-    if (task->abandoned) --abandoned_;
+    if (task->abandoned) {
+      --abandoned_;
+      // Nobody will Get it: the loop's error handler is where a throw goes (base/errors.h).
+      if (task->error) hub_->loop().ReportError("threadpool", task->error);
+    }
     for (Waiter* w : task->waiters) w->Wake();
     if (--outstanding_ == 0) async_->Stop();
   }

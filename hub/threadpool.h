@@ -95,8 +95,9 @@ class ThreadResult {
   GetResult Get(std::optional<absl::Duration> timeout = std::nullopt);
   // Abandon: nobody waits for this task any more. It still runs (or keeps running) on a worker,
   // but from now on it does not keep the hub's loop alive (Join and LoopExit ignore it); its
-  // outcome lives as long as some handle to it. Wait/Get still work afterwards. Idempotent; a
-  // no-op on a finished task. Hub thread only.
+  // outcome lives as long as some handle to it, and an exception it ends with goes to the loop's
+  // error handler (kind "threadpool"). Wait/Get still work afterwards. Idempotent; a no-op on a
+  // finished task. Hub thread only.
   void Abandon();
 
  private:

@@ -183,6 +183,32 @@ TEST_F(ThreadPoolTest, AnAbandonedTaskDoesNotKeepTheLoopAlive) {
   r.Abandon();  // A no-op once done.
 }
 
+TEST_F(ThreadPoolTest, AnAbandonedTasksExceptionGoesToTheLoopsErrorHandler) {
+  std::vector<std::string> reported;
+  GetHub().loop().SetErrorHandler([&](std::string_view kind, std::exception_ptr error) {
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+      reported.push_back(std::string(kind) + ": " + e.what());
+    }
+  });
+  ThreadPool pool(1);
+  Notification go;
+  auto r = pool.Spawn([&go] {
+    go.WaitForNotification();
+    throw std::runtime_error("lookup failed late");
+  });
+  r.Abandon();
+  // Waited for by a second task behind it on the one worker, so the first has completed too.
+  auto next = pool.Spawn([] {});
+  go.Notify();
+  EXPECT_TRUE(next.Get().ok());
+  EXPECT_TRUE(r.ready());
+  ASSERT_EQ(reported.size(), 1u);
+  EXPECT_EQ(reported[0], "threadpool: lookup failed late");
+  GetHub().loop().SetErrorHandler(nullptr);
+}
+
 TEST_F(ThreadPoolTest, TheHubPoolIsSharedAndGoesWithTheHub) {
   ThreadPool& pool = HubThreadPool();
   EXPECT_EQ(&pool, &HubThreadPool(GetHub()));

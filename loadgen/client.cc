@@ -52,9 +52,28 @@ void ThreadCounters::RecordError(ErrorKind kind, const gevent::HubStats& hub) {
   PublishHub(hub);
 }
 
+void ThreadCounters::RecordConnectError(ErrorKind kind, absl::string_view why,
+                                        const gevent::HubStats& hub) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++totals_.errors[static_cast<std::size_t>(kind)];
+  last_connect_error_.assign(why.data(), why.size());
+  PublishHub(hub);
+}
+
 void ThreadCounters::AddActive(int delta) {
   std::lock_guard<std::mutex> lock(mu_);
   totals_.active += delta;
+  if (delta > 0) totals_.connects += static_cast<std::uint64_t>(delta);
+}
+
+std::uint64_t ThreadCounters::Connects() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return totals_.connects;
+}
+
+std::string ThreadCounters::LastConnectError() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return last_connect_error_;
 }
 
 ThreadSnapshot ThreadCounters::TakeInterval(Histogram* latency, Histogram* uncorrected) {
@@ -120,6 +139,9 @@ struct ThreadContext {
   gevent::Semaphore* connecting;  // See ClientOptions::max_connecting.
   std::vector<gevent::SocketAddress> addresses;
   absl::Status resolve_error;
+  // The end of the run (ClientThread::Stop): set on the hub, read by the clients between waits.
+  bool stopping = false;
+  std::int64_t drain_deadline_ns = 0;
 };
 
 // Client: one connection's greenlet body.
@@ -142,11 +164,14 @@ class Client {
     }
   }
 
-  // Run connects, converses until an error, backs off and reconnects, until killed.
+  // Run connects, converses until an error, backs off and reconnects, until killed or stopped
+  // while conversing (then it drains, closes and returns).
   void Run() {
     absl::Duration backoff = kMinBackoff;
     for (;;) {
       std::optional<ErrorKind> error;
+      bool connect_error = false;
+      std::string connect_why;
       gevent::Socket socket;
       bool holds_slot = true;
       ctx_.connecting->Acquire();
@@ -161,14 +186,25 @@ class Client {
         absl::StatusOr<gevent::Socket> connected = Connect();
         if (!connected.ok()) {
           error = ClassifyConnect(connected.status());
+          connect_error = true;
+          connect_why = std::string(connected.status().message());
         } else {
           socket = std::move(*connected);
           ActiveGuard active(*ctx_.counters);
           error = Converse(socket, &holds_slot, &backoff);
         }
       }
+      if (!error.has_value()) {  // Stopped: the run is over.
+        Drain(socket);
+        socket.Close().IgnoreError();
+        return;
+      }
       socket.Close().IgnoreError();
-      ctx_.counters->RecordError(*error, ctx_.hub->stats());
+      if (connect_error) {
+        ctx_.counters->RecordConnectError(*error, connect_why, ctx_.hub->stats());
+      } else {
+        ctx_.counters->RecordError(*error, ctx_.hub->stats());
+      }
       gevent::Sleep(backoff);
       backoff = std::min(backoff * 2, kMaxBackoff);
     }
@@ -212,9 +248,24 @@ class Client {
     return last;
   }
 
-  // Converse runs the message loop on a connected socket until an error, which it returns.
+  // Drain ends a conversation at the end of the run: half-close, then read and discard until the
+  // server's end of stream or the drain deadline. The server echoes what it still had and sees a
+  // clean end of stream; closing with echoes unread would have sent it a reset.
+  void Drain(gevent::Socket& socket) {
+    if (!socket.Shutdown(SHUT_WR).ok()) return;
+    for (;;) {
+      const std::int64_t left = ctx_.drain_deadline_ns - MonotonicNanos();
+      if (left <= 0) return;
+      absl::StatusOr<std::size_t> got = socket.RecvInto(buffer_.data(), buffer_.size(),
+                                                        gevent::IoTimeout(absl::Nanoseconds(left)));
+      if (!got.ok() || *got == 0) return;
+    }
+  }
+
+  // Converse runs the message loop on a connected socket until an error, which it returns, or
+  // the end of the run (std::nullopt; the stop cancels the socket's waits).
   // *holds_slot is cleared (and the connect slot released) after the first echo.
-  ErrorKind Converse(gevent::Socket& socket, bool* holds_slot, absl::Duration* backoff) {
+  std::optional<ErrorKind> Converse(gevent::Socket& socket, bool* holds_slot, absl::Duration* backoff) {
     const ClientOptions& o = *ctx_.options;
     const std::size_t size = o.message_size;
     const std::size_t pipeline = ring_.size();
@@ -234,6 +285,7 @@ class Client {
     std::size_t have = 0;
     std::int64_t now = MonotonicNanos();
     for (;;) {
+      if (ctx_.stopping) return std::nullopt;
       // Send every message that is due and fits in the pipeline.
       while (count < pipeline) {
         std::int64_t intended = now;
@@ -243,20 +295,19 @@ class Client {
           next_send_ns_ += interval_ns_;
         }
         const absl::Status sent = socket.SendAll(ctx_.pattern->Message(id_, seq_), send_timeout);
-        if (!sent.ok()) return ClassifyIo(sent);
+        if (!sent.ok()) {
+          if (ctx_.stopping) return std::nullopt;
+          return ClassifyIo(sent);
+        }
         ring_[(head + count) % pipeline] = InFlight{seq_++, intended, now};
         ++count;
       }
-      if (count == 0) {
-        // Open loop, nothing in flight: wait for the next send time.
-        gevent::Sleep(absl::Nanoseconds(next_send_ns_ - now));
-        now = MonotonicNanos();
-        continue;
-      }
-      // Wait for echo bytes. The response timeout is enforced by the thread's sweeper, which
+      // Wait for echo bytes (open loop with nothing in flight: for the next send time, in a read
+      // wait rather than a sleep so that the stop can cancel it; a byte arriving then is a
+      // mismatch). The response timeout is enforced by the thread's sweeper, which
       // cancels the wait once the oldest message is overdue, so a closed-loop wait arms no timer.
       // Open loop: the wait also ends when the next send is due.
-      const std::int64_t overdue_ns = response_timeout_ns > 0
+      const std::int64_t overdue_ns = response_timeout_ns > 0 && count > 0
                                           ? ring_[head].sent_ns + response_timeout_ns
                                           : INT64_MAX;
       watch_->deadline_ns = overdue_ns;
@@ -272,6 +323,7 @@ class Client {
           socket.RecvInto(buffer_.data() + have, buffer_.size() - have,
                           wait.has_value() ? gevent::IoTimeout(*wait) : gevent::IoTimeout::Forever());
       now = MonotonicNanos();
+      if (ctx_.stopping) return std::nullopt;
       if (now >= overdue_ns) return ErrorKind::kTimeout;  // Also when the sweeper cancelled.
       if (!got.ok()) {
         if (absl::IsDeadlineExceeded(got.status())) continue;  // Time for the next send.
@@ -350,26 +402,13 @@ void ClientThread::Join() {
 }
 
 void ClientThread::OnStop() {
-  // On the hub greenlet: schedule a GreenletExit into every client. Stopping the watcher lets
-  // Hub::Join return once the clients have unwound.
+  // Stopping the watcher lets Hub::Join return once the clients have ended.
   stop_watcher_->Stop();
 }
 
 void ClientThread::Body() {
   gevent::Hub& hub = gevent::GetHub();
   {
-    std::vector<gevent::GreenletRef> clients;
-    bool stopping = false;
-    // Referenced: keeps the hub's Join running until the stop arrives, whatever the clients do.
-    gevent::AsyncWatcher stop(hub.loop(), [&] {
-      stopping = true;
-      OnStop();
-      for (const gevent::GreenletRef& g : clients) g->Kill(nullptr, /*block=*/false);
-    });
-    stop.Start();
-    stop_watcher_ = &stop;
-    started_.Notify();
-
     gevent::Semaphore connecting(static_cast<std::size_t>(std::max(options_.max_connecting, 1)));
     ThreadContext ctx{std::vector<Watch>(static_cast<std::size_t>(count_)),
                       &options_,
@@ -377,21 +416,61 @@ void ClientThread::Body() {
                       &counters_,
                       &hub,
                       &connecting,
-                      {},
+                      options_.addresses,
                       absl::OkStatus()};
-    // Resolve once per thread (a numeric host is parsed without a thread) in a greenlet, so the
-    // stop can interrupt it.
-    gevent::GreenletRef resolver = gevent::Spawn([&] {
-      absl::StatusOr<std::vector<gevent::SocketAddress>> addresses =
-          gevent::Resolve(options_.host, static_cast<std::uint16_t>(options_.port), AF_UNSPEC,
-                          options_.connect_timeout);
-      // Resolve returns at least one address or an error.
-      if (!addresses.ok()) {
-        ctx.resolve_error = addresses.status();
-      } else {
-        ctx.addresses = std::move(*addresses);
+    std::vector<gevent::GreenletRef> helpers;  // The resolver, the sweeper, the reaper.
+    std::vector<gevent::GreenletRef> clients;  // By id - first_client, as ctx.watches.
+    // Referenced: keeps the hub's Join running until the stop arrives, whatever the clients do.
+    gevent::AsyncWatcher stop(hub.loop(), [&] {
+      // On the hub greenlet. Conversing clients (their socket is in their watch) have their
+      // waits cancelled and see ctx.stopping: they drain and return. The others hold no echo
+      // and are killed, as are the helpers.
+      ctx.stopping = true;
+      ctx.drain_deadline_ns = MonotonicNanos() + absl::ToInt64Nanoseconds(kDrainBound);
+      OnStop();
+      for (const gevent::GreenletRef& g : helpers) g->Kill(nullptr, /*block=*/false);
+      for (std::size_t i = 0; i < clients.size(); ++i) {
+        gevent::Socket* socket = ctx.watches[i].waiting;
+        if (socket != nullptr) {
+          socket->CancelWait(gevent::Socket::Side::kRead, absl::CancelledError("run ending"));
+          socket->CancelWait(gevent::Socket::Side::kWrite, absl::CancelledError("run ending"));
+        } else {
+          clients[i]->Kill(nullptr, /*block=*/false);
+        }
       }
-      if (stopping) return;
+      // The reaper: a client that was between two waits when the stop came sees ctx.stopping at
+      // its next check; whatever still runs at the drain deadline is killed, so the stop is
+      // bounded.
+      helpers.push_back(gevent::Spawn([&ctx, &clients] {
+        while (MonotonicNanos() < ctx.drain_deadline_ns) {
+          if (std::all_of(clients.begin(), clients.end(),
+                          [](const gevent::GreenletRef& g) { return g->dead(); })) {
+            return;
+          }
+          gevent::Sleep(absl::Milliseconds(10));
+        }
+        for (const gevent::GreenletRef& g : clients) g->Kill(nullptr, /*block=*/false);
+      }));
+    });
+    stop.Start();
+    stop_watcher_ = &stop;
+    started_.Notify();
+
+    // Resolve once per thread unless RunLoad did (a numeric host is parsed without a thread) in
+    // a greenlet, so the stop can interrupt it.
+    gevent::GreenletRef resolver = gevent::Spawn([&] {
+      if (ctx.addresses.empty()) {
+        absl::StatusOr<std::vector<gevent::SocketAddress>> addresses =
+            gevent::Resolve(options_.host, static_cast<std::uint16_t>(options_.port), AF_UNSPEC,
+                            options_.connect_timeout);
+        // Resolve returns at least one address or an error.
+        if (!addresses.ok()) {
+          ctx.resolve_error = addresses.status();
+        } else {
+          ctx.addresses = std::move(*addresses);
+        }
+      }
+      if (ctx.stopping) return;
       gevent::SpawnOptions spawn;
       spawn.stack = {options_.stack_size, greenlet::StackKind::kUnguarded};
       clients.reserve(static_cast<std::size_t>(count_));
@@ -407,7 +486,7 @@ void ClientThread::Body() {
         // timer per thread instead of one per wait.
         const absl::Duration period = std::clamp(options_.response_timeout / 4,
                                                  absl::Milliseconds(1), absl::Milliseconds(100));
-        clients.push_back(gevent::Spawn([&ctx, period] {
+        helpers.push_back(gevent::Spawn([&ctx, period] {
           for (;;) {
             gevent::Sleep(period);
             const std::int64_t now = MonotonicNanos();
@@ -421,11 +500,12 @@ void ClientThread::Body() {
         }));
       }
     });
-    clients.push_back(resolver);
+    helpers.push_back(resolver);
     hub.Join();
     // The main thread may still be inside Send; the watcher (and the loop) must outlive that.
     stop_sent_.WaitForNotification();
     clients.clear();
+    helpers.clear();
   }
   gevent::DestroyHub();
 }

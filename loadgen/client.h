@@ -8,6 +8,12 @@
 // intended time (so a stall delays the clock, not the measurement: coordinated-omission
 // correction, as wrk2 does) and, separately, from the moment it was actually sent.
 //
+// End of a run (ClientThread::Stop): a client that is conversing stops sending, half-closes
+// (shutdown SHUT_WR) and reads and discards until the server's end of stream, at most
+// kDrainBound, then closes: the server echoes what it had and sees a clean close, not a reset
+// for echoes left unread. A client connecting or backing off is killed (it holds no echo).
+// Whatever is still running after kDrainBound is killed, so a stop takes at most that long.
+//
 // After any error (kinds in report.h) the client closes the connection, waits a short back-off
 // (10 ms doubling to 500 ms, so a refusing server is not hammered) and connects again. Messages in
 // flight at an error are lost, not counted.
@@ -41,6 +47,7 @@
 #include "hub/hub.h"
 #include "loadgen/histogram.h"
 #include "loadgen/report.h"
+#include "socket/address.h"
 
 namespace gevent {
 class AsyncWatcher;
@@ -78,6 +85,7 @@ struct ThreadSnapshot {
   std::uint64_t loop_iterations = 0;  // The hub's HubStats::polls, as last published.
   std::uint64_t callbacks_run = 0;    // The hub's HubStats::callbacks_run, as last published.
   std::int64_t active = 0;     // Clients connected now.
+  std::uint64_t connects = 0;  // Connections made so far (cumulative).
   ErrorCounts errors{};
 };
 
@@ -113,7 +121,14 @@ class ThreadCounters {
   void RecordMessage(std::int64_t latency_ns, std::int64_t uncorrected_ns, std::uint64_t bytes,
                      const gevent::HubStats& hub);
   void RecordError(ErrorKind kind, const gevent::HubStats& hub);
+  // RecordConnectError: RecordError, and keeps `why` as the last connect error's text.
+  void RecordConnectError(ErrorKind kind, absl::string_view why, const gevent::HubStats& hub);
+  // AddActive: +1 when a connection is made (also counted in connects), -1 when it ends.
   void AddActive(int delta);
+  // Connects: ThreadSnapshot::connects now.
+  std::uint64_t Connects();
+  // LastConnectError: the text of the latest connect failure ("" if none).
+  std::string LastConnectError();
 
   // TakeInterval returns the cumulative counters and swaps the latency samples recorded since the
   // previous call into *latency and *uncorrected (which should be empty; they get the old
@@ -133,11 +148,18 @@ class ThreadCounters {
   ThreadSnapshot totals_ ABSL_GUARDED_BY(mu_);
   Histogram latency_ ABSL_GUARDED_BY(mu_);
   Histogram uncorrected_ ABSL_GUARDED_BY(mu_);
+  std::string last_connect_error_ ABSL_GUARDED_BY(mu_);
 };
+
+// kDrainBound: how long the end-of-run drain may take (see the file comment).
+inline constexpr absl::Duration kDrainBound = absl::Seconds(1);
 
 // ClientOptions: what every client of a run shares.
 struct ClientOptions {
-  std::string host;  // Numeric address or name (resolved once per thread).
+  // The server: `addresses` when not empty (RunLoad resolves once, at start-up), else `host`
+  // and `port` (a numeric address or a name, resolved once per thread).
+  std::vector<gevent::SocketAddress> addresses;
+  std::string host;
   int port = 0;
   std::size_t message_size = 64;
   int pipeline = 1;
@@ -167,8 +189,9 @@ class ClientThread {
 
   // Start launches the thread and returns once it can take Stop(). Once only.
   void Start();
-  // Stop asks the clients to end: they are killed (GreenletExit unwinds them, closing their
-  // sockets) and the thread's hub finishes. Returns at once; idempotent.
+  // Stop asks the clients to end: conversing clients drain and close cleanly, the others are
+  // killed (see the file comment); the thread's hub then finishes, within kDrainBound. Returns
+  // at once; idempotent.
   void Stop();
   // Join waits for the thread (call Stop first, or it waits for the run to be stopped).
   void Join();

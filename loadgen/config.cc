@@ -24,7 +24,9 @@ ABSL_FLAG(std::string, target, "",
 ABSL_FLAG(int, client_threads, 1, "client threads, one hub each; clients are spread evenly");
 ABSL_FLAG(int, server_threads, 1,
           "threads of the embedded echo server (SO_REUSEPORT listeners); ignored with --target");
-ABSL_FLAG(absl::Duration, connect_timeout, absl::Seconds(5), "timeout of each connect");
+ABSL_FLAG(absl::Duration, connect_timeout, absl::Seconds(5),
+          "timeout of each connect; if no client has connected this long after the start, the "
+          "run stops with exit 3");
 ABSL_FLAG(absl::Duration, response_timeout, absl::Seconds(5),
           "longest wait for an echo before the connection counts a timeout error and is "
           "re-made (0: no limit)");
@@ -32,7 +34,9 @@ ABSL_FLAG(double, rate, 0,
           "0: closed loop (each client sends when its echo is back). >0: open loop at this many "
           "messages/s in total; latency is measured from each message's intended send time "
           "(coordinated-omission correction, as wrk2), the uncorrected figure beside it");
-ABSL_FLAG(std::string, json, "", "write the full result as JSON to this file");
+ABSL_FLAG(std::string, json, "",
+          "write the full result as JSON to this file (created before the run: an unwritable "
+          "path exits 3 at once)");
 ABSL_FLAG(bool, progress, true, "print a progress line every second");
 
 namespace loadgen {
@@ -156,7 +160,11 @@ gevent::UsageSpec LoadgenUsage() {
   // This package's flags (abseil's default filter matches files named after the binary, which
   // would hide config.cc's).
   spec.file_part = "loadgen/";
-  spec.footer = "Exit codes: 0 clean run, 1 the run counted errors, 2 usage error, 3 set-up failure.";
+  spec.footer =
+      "Exit codes: 0 clean run, 1 the run counted errors, 2 usage error, 3 set-up failure "
+      "(target does not resolve or accepts no connection, --json not writable...), 130 / 143 "
+      "stopped by SIGINT / SIGTERM (the report of what ran is printed; a second signal exits at "
+      "once).";
   return spec;
 }
 

@@ -31,7 +31,11 @@ namespace loadgen {
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitRunErrors = 1;   // The run finished but counted errors.
 inline constexpr int kExitUsage = gevent::kExitUsage;  // Bad command line; nothing was run.
-inline constexpr int kExitSetupFailed = 3;  // fd limit, server start-up, thread creation...
+// fd limit, server start-up, --target does not resolve or accepts no connection within
+// --connect_timeout, --json not writable (checked before the run).
+inline constexpr int kExitSetupFailed = 3;
+// 128 + SIGINT / SIGTERM: the run was stopped by the signal (the report of what ran is printed).
+inline constexpr int kExitInterruptedBase = 128;
 
 // Limits that Validate enforces.
 inline constexpr int kMaxClients = 1'000'000;

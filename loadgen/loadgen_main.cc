@@ -4,7 +4,7 @@
 //   bazel run //loadgen -- --target=127.0.0.1:9000 --clients=10000
 //
 // Exit codes: 0 clean run, 1 the run counted errors, 2 usage error, 3 set-up failure (fd limit,
-// server start, --json file).
+// server start, target unresolvable or dead, --json file), 130 / 143 SIGINT / SIGTERM (run.h).
 #include "loadgen/config.h"
 #include "loadgen/run.h"
 

@@ -1,6 +1,7 @@
 #include "loadgen/report.h"
 
 #include <cerrno>
+#include <csignal>
 #include <cmath>
 #include <cstdio>
 #include <memory>
@@ -63,6 +64,17 @@ std::string LatencyJson(const Histogram& h) {
                       ", \"count\": ", h.count(), "}");
 }
 
+const char* SignalName(int signal) {
+  switch (signal) {
+    case SIGINT:
+      return "SIGINT";
+    case SIGTERM:
+      return "SIGTERM";
+    default:
+      return "a signal";
+  }
+}
+
 std::string LatencyLine(absl::string_view label, const Histogram& h) {
   return absl::StrFormat(
       "  %-22s p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  (mean %.1f)\n", label,
@@ -90,9 +102,18 @@ std::string FormatReport(const RunResult& r) {
   absl::StrAppendFormat(&out, ", %d-byte messages, pipeline %d, %s\n", r.message_size, r.pipeline,
                         r.open_loop() ? absl::StrFormat("open loop at %.0f msg/s", r.rate)
                                       : std::string("closed loop"));
+  if (r.interrupted) {
+    absl::StrAppendFormat(&out, "interrupted by %s after %.2f s of %.2f s measured\n",
+                          SignalName(r.signal), r.seconds, r.seconds_asked);
+  }
   absl::StrAppendFormat(&out, "  messages              %d in %.2f s\n", r.messages, r.seconds);
   absl::StrAppendFormat(&out, "  throughput            %.0f msg/s, %.2f MB/s each way\n",
                         r.messages_per_second(), r.megabytes_per_second());
+  if (r.open_loop()) {
+    absl::StrAppendFormat(&out, "  rate                  %.0f of %.0f msg/s asked (%.1f%%)%s\n",
+                          r.messages_per_second(), r.rate, 100 * r.rate_reached_share(),
+                          r.rate_missed() ? " -- rate missed" : "");
+  }
   out += "latency (us)\n";
   if (r.open_loop()) {
     out += LatencyLine("from intended send", r.latency);
@@ -137,6 +158,10 @@ std::string FormatReport(const RunResult& r) {
   }
   absl::StrAppendFormat(&out, "; %d of %d clients connected at the end\n", r.connected_clients,
                         r.clients);
+  if (r.server_connection_errors >= 0) {
+    absl::StrAppendFormat(&out, "  server                %d connection errors\n",
+                          r.server_connection_errors);
+  }
   return out;
 }
 
@@ -187,6 +212,15 @@ std::string ToJson(const RunResult& r) {
   absl::StrAppend(&out, "  \"pipeline\": ", r.pipeline, ",\n");
   absl::StrAppend(&out, "  \"rate\": ", JsonNumber(r.rate), ",\n");
   absl::StrAppend(&out, "  \"seconds\": ", JsonNumber(r.seconds), ",\n");
+  absl::StrAppend(&out, "  \"seconds_asked\": ", JsonNumber(r.seconds_asked), ",\n");
+  absl::StrAppend(&out, "  \"interrupted\": ", r.interrupted ? "true" : "false", ",\n");
+  absl::StrAppend(&out, "  \"signal\": ",
+                  r.interrupted ? JsonString(SignalName(r.signal)) : std::string("null"), ",\n");
+  absl::StrAppend(&out, "  \"rate_asked\": ",
+                  r.open_loop() ? JsonNumber(r.rate) : std::string("null"), ",\n");
+  absl::StrAppend(&out, "  \"rate_reached_share\": ",
+                  r.open_loop() ? JsonNumber(r.rate_reached_share()) : std::string("null"), ",\n");
+  absl::StrAppend(&out, "  \"rate_missed\": ", r.rate_missed() ? "true" : "false", ",\n");
   absl::StrAppend(&out, "  \"messages\": ", r.messages, ",\n");
   absl::StrAppend(&out, "  \"messages_per_second\": ", JsonNumber(r.messages_per_second()), ",\n");
   absl::StrAppend(&out, "  \"megabytes_per_second\": ", JsonNumber(r.megabytes_per_second()),
@@ -211,6 +245,10 @@ std::string ToJson(const RunResult& r) {
                                             : std::string("null"),
                   ",\n");
   absl::StrAppend(&out, "  \"connected_clients\": ", r.connected_clients, ",\n");
+  absl::StrAppend(&out, "  \"server_connection_errors\": ",
+                  r.server_connection_errors >= 0 ? absl::StrCat(r.server_connection_errors)
+                                                  : std::string("null"),
+                  ",\n");
   absl::StrAppend(&out, "  \"errors\": ", TotalErrors(r.errors), ",\n");
   out += "  \"errors_by_kind\": {";
   for (std::size_t k = 0; k < kErrorKindCount; ++k) {

@@ -75,6 +75,7 @@ struct RunResult {
   int message_size = 0;
   int pipeline = 0;
   double rate = 0;  // 0: closed loop.
+  double seconds_asked = 0;  // --duration.
 
   // What was measured (the measured window only, warm-up excluded).
   double seconds = 0;
@@ -92,6 +93,18 @@ struct RunResult {
   std::int64_t connected_clients = 0;  // At the end of the run.
   ErrorCounts errors{};
   std::vector<IntervalStats> series;  // Measured intervals (warm-up ones are not kept).
+  // Embedded server only: connections its handlers ended with an error (a reset...); -1 unknown.
+  std::int64_t server_connection_errors = -1;
+  // SIGINT / SIGTERM ended the run early (signal: its number, 0 if none); `seconds` is then the
+  // measured time until the signal (0 if it came during the warm-up).
+  bool interrupted = false;
+  int signal = 0;
+
+  // Open loop: the rate reached as a share of the rate asked (0 for a closed loop), and whether
+  // it fell short by more than kRateMissedShare.
+  double rate_reached_share() const { return rate > 0 ? messages_per_second() / rate : 0; }
+  bool rate_missed() const { return rate > 0 && rate_reached_share() < kRateMissedShare; }
+  static constexpr double kRateMissedShare = 0.95;
 
   double messages_per_second() const { return seconds > 0 ? messages / seconds : 0; }
   double megabytes_per_second() const { return seconds > 0 ? bytes / seconds / 1e6 : 0; }
@@ -107,13 +120,18 @@ struct RunResult {
 // shows the time since the start of the warm-up and " warmup" ("[  1.0s] warmup ...").
 std::string FormatProgressLine(const IntervalStats& interval);
 
-// FormatReport: the final multi-line report (ends with a newline).
+// FormatReport: the final multi-line report (ends with a newline). An interrupted run says so on
+// its second line ("interrupted by SIGINT after 3.01 s of 10.00 s measured"); an open-loop run
+// has a "rate" line, "41234 of 1000000 msg/s asked (4.1%)", followed by " -- rate missed" when
+// below 95% of the rate asked (the exit code does not change, as with wrk2).
 std::string FormatReport(const RunResult& result);
 
 // ToJson: the result as one JSON object (ends with a newline). Keys: messages_per_second,
 // latency_us {p50, p90, p99, p999, max, mean}, uncorrected_latency_us (open loop), switches_per_message,
 // ns_per_switch, loop_iterations, callbacks_run, errors (total), errors_by_kind, series [{elapsed_s, messages_per_second, ...}], and
-// the run's parameters. Non-finite numbers are written as null.
+// the run's parameters, interrupted (bool) and signal ("SIGINT", "SIGTERM" or null), rate_asked
+// and rate_reached_share (null for a closed loop), rate_missed, server_connection_errors (null
+// for an external server). Non-finite numbers are written as null.
 std::string ToJson(const RunResult& result);
 
 // JsonString: `text` as a quoted JSON string (quotes, backslashes and control characters

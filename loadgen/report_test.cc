@@ -1,5 +1,6 @@
 #include "loadgen/report.h"
 
+#include <csignal>
 #include <cctype>
 #include <cmath>
 #include <cstdio>
@@ -222,6 +223,72 @@ TEST(ReportTest, OpenLoopJsonCarriesTheUncorrectedLatency) {
   const Json j = ParseOrFail(ToJson(r));
   EXPECT_DOUBLE_EQ(j["uncorrected_latency_us"]["max"].number, 1);
   EXPECT_DOUBLE_EQ(j["rate"].number, 5000);
+}
+
+// A --rate far above what was reached says so in the text and the JSON.
+TEST(ReportTest, MissedRateIsReportedAsAShareOfTheRateAsked) {
+  RunResult r = SampleResult();  // 100,000 msg/s reached.
+  r.rate = 1'000'000;
+  const std::string text = FormatReport(r);
+  EXPECT_TRUE(absl::StrContains(text, "rate                  100000 of 1000000 msg/s asked "
+                                      "(10.0%) -- rate missed\n"))
+      << text;
+  const Json j = ParseOrFail(ToJson(r));
+  EXPECT_DOUBLE_EQ(j["rate_asked"].number, 1'000'000);
+  EXPECT_NEAR(j["rate_reached_share"].number, 0.1, 1e-9);
+  EXPECT_EQ(j["rate_missed"].kind, Json::kBool);
+  EXPECT_TRUE(j["rate_missed"].boolean);
+}
+
+TEST(ReportTest, ReachedRateIsNotMissed) {
+  RunResult r = SampleResult();
+  r.rate = 100'000;
+  const std::string text = FormatReport(r);
+  EXPECT_TRUE(absl::StrContains(text, "100000 of 100000 msg/s asked (100.0%)\n")) << text;
+  EXPECT_FALSE(absl::StrContains(text, "rate missed")) << text;
+  const Json j = ParseOrFail(ToJson(r));
+  EXPECT_NEAR(j["rate_reached_share"].number, 1.0, 1e-9);
+  EXPECT_FALSE(j["rate_missed"].boolean);
+}
+
+TEST(ReportTest, ClosedLoopHasNoRateLineAndNullRateFields) {
+  const RunResult r = SampleResult();
+  EXPECT_FALSE(absl::StrContains(FormatReport(r), "asked")) << FormatReport(r);
+  const Json j = ParseOrFail(ToJson(r));
+  EXPECT_EQ(j["rate_asked"].kind, Json::kNull);
+  EXPECT_EQ(j["rate_reached_share"].kind, Json::kNull);
+  EXPECT_FALSE(j["rate_missed"].boolean);
+}
+
+TEST(ReportTest, InterruptedRunIsMarkedInTextAndJson) {
+  RunResult r = SampleResult();
+  r.seconds_asked = 10;
+  r.interrupted = true;
+  r.signal = SIGTERM;
+  const std::string text = FormatReport(r);
+  EXPECT_TRUE(absl::StrContains(text, "\ninterrupted by SIGTERM after 2.00 s of 10.00 s measured\n"))
+      << text;
+  const Json j = ParseOrFail(ToJson(r));
+  EXPECT_EQ(j["interrupted"].kind, Json::kBool);
+  EXPECT_TRUE(j["interrupted"].boolean);
+  EXPECT_EQ(j["signal"].string, "SIGTERM");
+  EXPECT_DOUBLE_EQ(j["seconds"].number, 2);
+  EXPECT_DOUBLE_EQ(j["seconds_asked"].number, 10);
+
+  r.interrupted = false;
+  r.signal = 0;
+  EXPECT_FALSE(absl::StrContains(FormatReport(r), "interrupted"));
+  const Json k = ParseOrFail(ToJson(r));
+  EXPECT_FALSE(k["interrupted"].boolean);
+  EXPECT_EQ(k["signal"].kind, Json::kNull);
+}
+
+TEST(ReportTest, ServerConnectionErrorsAreShownWhenKnown) {
+  RunResult r = SampleResult();
+  EXPECT_EQ(ParseOrFail(ToJson(r))["server_connection_errors"].kind, Json::kNull);
+  r.server_connection_errors = 0;
+  EXPECT_TRUE(absl::StrContains(FormatReport(r), "server                0 connection errors\n"));
+  EXPECT_DOUBLE_EQ(ParseOrFail(ToJson(r))["server_connection_errors"].number, 0);
 }
 
 TEST(ReportTest, EmptyRunIsValidJsonWithNullsForUnknowns) {

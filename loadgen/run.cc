@@ -1,6 +1,14 @@
 #include "loadgen/run.h"
 
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <cmath>
 #include <cstdio>
 #include <memory>
@@ -14,6 +22,7 @@
 #include "loadgen/calibrate.h"
 #include "loadgen/client.h"
 #include "loadgen/fd_limit.h"
+#include "socket/address.h"
 #include "socket/echo.h"
 
 namespace loadgen {
@@ -58,6 +67,93 @@ class Sampler {
   Histogram scratch_uncorrected_;
 };
 
+std::uint64_t Connects(std::vector<std::unique_ptr<ClientThread>>& threads) {
+  std::uint64_t total = 0;
+  for (auto& t : threads) total += t->counters().Connects();
+  return total;
+}
+
+std::string LastConnectError(std::vector<std::unique_ptr<ClientThread>>& threads) {
+  std::string last;
+  for (auto& t : threads) {
+    std::string e = t->counters().LastConnectError();
+    if (!e.empty()) last = std::move(e);
+  }
+  return last;
+}
+
+// ResolveTarget: getaddrinfo once, at start-up, so a name that does not resolve stops the run
+// with the resolver's own text instead of failing every connect.
+absl::StatusOr<std::vector<gevent::SocketAddress>> ResolveTarget(const Config& config,
+                                                                 const Target& target) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* list = nullptr;
+  const std::string port = absl::StrCat(target.port);
+  const int rc = getaddrinfo(target.host.c_str(), port.c_str(), &hints, &list);
+  if (rc != 0) {
+    const char* why = rc == EAI_SYSTEM ? std::strerror(errno) : gai_strerror(rc);
+    return absl::NotFoundError(absl::StrCat("--target=", config.target, ": ", why));
+  }
+  std::vector<gevent::SocketAddress> out;
+  for (addrinfo* a = list; a != nullptr; a = a->ai_next) {
+    out.push_back(gevent::SocketAddress::FromSockaddr(a->ai_addr, a->ai_addrlen));
+  }
+  freeaddrinfo(list);
+  if (out.empty()) return absl::NotFoundError(absl::StrCat("--target=", config.target, ": no address"));
+  return out;
+}
+
+// A second SIGINT / SIGTERM (or one after the measured window) ends the process at once.
+void ExitAtOnce(int signal) { _exit(128 + signal); }
+
+// SignalStop: the first SIGINT or SIGTERM ends the run early (run.h). Blocked in the calling
+// thread before any other thread exists, so every thread inherits the mask and the signal waits
+// for the main thread's sigtimedwait between ticks. The handler (installed explicitly: a run
+// started from a script may inherit SIGINT ignored, and an ignored signal is never pending) only
+// runs once Unblock() is called.
+class SignalStop {
+ public:
+  explicit SignalStop(bool enabled) : enabled_(enabled) {
+    if (!enabled_) return;
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGINT);
+    sigaddset(&set_, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set_, nullptr);
+    struct sigaction action {};
+    action.sa_handler = ExitAtOnce;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGINT, &action, nullptr);
+    sigaction(SIGTERM, &action, nullptr);
+  }
+
+  // WaitUntil sleeps until `deadline` or a signal; returns the signal's number, or 0.
+  int WaitUntil(absl::Time deadline) {
+    for (;;) {
+      const absl::Duration left = deadline - absl::Now();
+      if (left <= absl::ZeroDuration()) return 0;
+      if (!enabled_) {
+        absl::SleepFor(left);
+        continue;
+      }
+      const timespec ts = absl::ToTimespec(left);
+      const int signal = sigtimedwait(&set_, nullptr, &ts);
+      if (signal > 0) return signal;
+      // EAGAIN: the time is up (checked above); EINTR: another signal's handler ran.
+    }
+  }
+
+  // Unblock: from now on a signal runs ExitAtOnce in this thread.
+  void Unblock() {
+    if (enabled_) pthread_sigmask(SIG_UNBLOCK, &set_, nullptr);
+  }
+
+ private:
+  const bool enabled_;
+  sigset_t set_;
+};
+
 double ClientCpuSeconds(std::vector<std::unique_ptr<ClientThread>>& threads) {
   double total = 0;
   for (auto& t : threads) total += std::max(ThreadCpuSeconds(t->native_handle()), 0.0);
@@ -67,18 +163,31 @@ double ClientCpuSeconds(std::vector<std::unique_ptr<ClientThread>>& threads) {
 }  // namespace
 
 absl::StatusOr<RunResult> RunLoad(const Config& config, const RunOptions& options) {
+  SignalStop signals(options.handle_signals);
   RunResult result;
+  result.seconds_asked = absl::ToDoubleSeconds(config.duration);
   result.clients = config.clients;
   result.client_threads = config.client_threads;
   result.message_size = config.message_size;
   result.pipeline = config.pipeline;
   result.rate = config.rate;
+  ClientOptions client_options;
+  if (!config.embedded()) {
+    absl::StatusOr<Target> target = ParseTarget(config.target);
+    if (!target.ok()) return target.status();
+    absl::StatusOr<std::vector<gevent::SocketAddress>> addresses = ResolveTarget(config, *target);
+    if (!addresses.ok()) return addresses.status();
+    client_options.addresses = std::move(*addresses);
+    client_options.host = target->host;
+    client_options.port = target->port;
+    result.server = config.target;
+    result.server_threads = 0;
+  }
   if (options.calibrate) {
     result.ns_per_switch = MeasureSwitchNs();
     result.ns_per_yield = MeasureYieldNs();
   }
 
-  ClientOptions client_options;
   std::unique_ptr<gevent::EchoServer> server;
   if (config.embedded()) {
     gevent::EchoServerOptions server_options;
@@ -92,15 +201,10 @@ absl::StatusOr<RunResult> RunLoad(const Config& config, const RunOptions& option
     }
     client_options.host = "127.0.0.1";
     client_options.port = server->port();
+    client_options.addresses = {
+        gevent::SocketAddress::Loopback(static_cast<std::uint16_t>(server->port()))};
     result.server = absl::StrCat("embedded echo server 127.0.0.1:", server->port());
     result.server_threads = config.server_threads;
-  } else {
-    absl::StatusOr<Target> target = ParseTarget(config.target);
-    if (!target.ok()) return target.status();
-    client_options.host = target->host;
-    client_options.port = target->port;
-    result.server = config.target;
-    result.server_threads = 0;
   }
   client_options.message_size = static_cast<std::size_t>(config.message_size);
   client_options.pipeline = config.pipeline;
@@ -156,11 +260,46 @@ absl::StatusOr<RunResult> RunLoad(const Config& config, const RunOptions& option
   double cpu_main_start = ThisThreadCpuSeconds();
   baseline.sum = previous.sum;
 
+  // Stops the clients (they drain, run.h) and the server.
+  const auto stop_all = [&] {
+    for (auto& t : threads) t->Stop();
+    for (auto& t : threads) t->Join();
+    // The clients have closed their connections, so the handlers are ending on their own; the
+    // grace period lets them finish rather than be killed (see the report: a zero-grace stop has
+    // left handler stacks behind at thread exit under the sanitizers).
+    if (server) {
+      server->Stop(absl::Seconds(1));
+      result.server_connection_errors = static_cast<std::int64_t>(server->stats().errors);
+    }
+  };
+
+  // The dead-target rule: no connection at all within --connect_timeout ends the run.
+  const absl::Time connect_check = start + config.connect_timeout;
+  bool connect_checked = false;
+  int signal = 0;
   for (const absl::Time tick : ticks) {
-    absl::SleepFor(tick - absl::Now());
+    for (;;) {
+      const absl::Time until = connect_checked ? tick : std::min(tick, connect_check);
+      signal = signals.WaitUntil(until);
+      if (signal != 0) break;
+      if (!connect_checked && absl::Now() >= connect_check) {
+        connect_checked = true;
+        if (Connects(threads) == 0) {
+          std::string why = LastConnectError(threads);
+          if (why.empty()) why = "no connect finished";
+          signals.Unblock();
+          stop_all();
+          return absl::UnavailableError(absl::StrCat("no connection to ", result.server, " within ",
+                                                     absl::FormatDuration(config.connect_timeout),
+                                                     ": ", why));
+        }
+      }
+      if (absl::Now() >= tick) break;
+    }
     const absl::Time tick_time = absl::Now();
     sampler.Take(&now);
-    const bool warmup = tick <= measure_start;
+    // An interrupted tick is the last one, at the signal's time.
+    const bool warmup = signal != 0 ? tick_time < measure_start : tick <= measure_start;
     IntervalStats interval;
     interval.seconds = absl::ToDoubleSeconds(tick_time - previous_time);
     interval.elapsed_s = absl::ToDoubleSeconds(tick_time - measure_start);
@@ -184,14 +323,20 @@ absl::StatusOr<RunResult> RunLoad(const Config& config, const RunOptions& option
     }
     std::swap(previous, now);
     previous_time = tick_time;
-    if (tick == measure_start) {
+    // Interrupted during the warm-up: the measured window is empty (the baseline is now).
+    if (tick == measure_start || (signal != 0 && warmup)) {
       baseline.sum = previous.sum;
       baseline_time = tick_time;
       cpu_clients_start = ClientCpuSeconds(threads);
       cpu_process_start = ProcessCpuSeconds();
       cpu_main_start = ThisThreadCpuSeconds();
     }
+    if (signal != 0) break;
   }
+  // The measured window is over: from here a signal ends the process at once.
+  signals.Unblock();
+  result.interrupted = signal != 0;
+  result.signal = signal;
 
   // Final figures, before stopping anything.
   const double cpu_clients = ClientCpuSeconds(threads) - cpu_clients_start;
@@ -210,12 +355,7 @@ absl::StatusOr<RunResult> RunLoad(const Config& config, const RunOptions& option
   result.client_cpu_seconds = cpu_clients;
   if (server) result.server_cpu_seconds = std::max(cpu_process - cpu_clients - cpu_main, 0.0);
 
-  for (auto& t : threads) t->Stop();
-  for (auto& t : threads) t->Join();
-  // The clients have closed their connections, so the handlers are ending on their own; the
-  // grace period lets them finish rather than be killed (see the report: a zero-grace stop has
-  // left handler stacks behind at thread exit under the sanitizers).
-  if (server) server->Stop(absl::Seconds(1));
+  stop_all();
   return result;
 }
 
@@ -223,7 +363,25 @@ int ExitCodeFor(const RunResult& result) {
   return TotalErrors(result.errors) == 0 && result.messages > 0 ? kExitOk : kExitRunErrors;
 }
 
+int ExitCodeForSignal(int signal) { return kExitInterruptedBase + signal; }
+
+absl::Status CheckJsonPath(const std::string& path) {
+  // Created (or truncated) now, so an unwritable path is found before the run, not after it.
+  std::FILE* f = std::fopen(path.c_str(), "w");
+  if (f == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("--json=", path, ": ", std::strerror(errno)));
+  }
+  std::fclose(f);
+  return absl::OkStatus();
+}
+
 int Main(const Config& config) {
+  if (!config.json_path.empty()) {
+    if (absl::Status s = CheckJsonPath(config.json_path); !s.ok()) {
+      std::fprintf(stderr, "loadgen: %s\n", std::string(s.message()).c_str());
+      return kExitSetupFailed;
+    }
+  }
   if (absl::Status s = EnsureFdLimit(static_cast<std::uint64_t>(config.clients), config.embedded());
       !s.ok()) {
     std::fprintf(stderr, "loadgen: %s\n", std::string(s.message()).c_str());
@@ -231,6 +389,7 @@ int Main(const Config& config) {
   }
   RunOptions options;
   options.progress = stdout;
+  options.handle_signals = true;
   absl::StatusOr<RunResult> result = RunLoad(config, options);
   if (!result.ok()) {
     std::fprintf(stderr, "loadgen: %s\n", std::string(result.status().message()).c_str());
@@ -244,6 +403,7 @@ int Main(const Config& config) {
       return kExitSetupFailed;
     }
   }
+  if (result->interrupted) return ExitCodeForSignal(result->signal);
   const int code = ExitCodeFor(*result);
   if (code != kExitOk) {
     std::fprintf(stderr, "loadgen: %s\n",

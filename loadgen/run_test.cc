@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "loadgen/config.h"
@@ -183,15 +184,89 @@ TEST(RunTest, RefusedConnectionsAreCounted) {
   EXPECT_EQ(ExitCodeFor(*r), kExitRunErrors);
 }
 
-TEST(RunTest, UnresolvableHostIsAConnectFailure) {
+// A name that does not resolve stops the run at start-up with the resolver's text (it used to
+// retry for the whole run and never show it).
+TEST(RunTest, UnresolvableHostFailsAtStartWithTheResolversMessage) {
   Config c = ShortRun();
   c.clients = 2;
+  c.duration = absl::Seconds(30);
   c.target = "no-such-host.invalid:7";
-  c.connect_timeout = absl::Seconds(2);
+  const absl::Time start = absl::Now();
+  absl::StatusOr<RunResult> r = RunLoad(c, Quiet());
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(absl::IsNotFound(r.status())) << r.status();
+  EXPECT_TRUE(absl::StartsWith(r.status().message(), "--target=no-such-host.invalid:7: "))
+      << r.status();
+  EXPECT_GT(r.status().message().size(), std::string("--target=no-such-host.invalid:7: ").size());
+  EXPECT_LT(absl::Now() - start, absl::Seconds(20));
+}
+
+// A port that was just free: bind, read the port, close without listening.
+int RefusedPort() {
+  absl::StatusOr<gevent::Socket> probe = gevent::Socket::Create(AF_INET, SOCK_STREAM);
+  EXPECT_TRUE(probe.ok());
+  EXPECT_TRUE(probe->Bind(gevent::SocketAddress::Loopback(0)).ok());
+  const int port = probe->LocalAddress()->port();
+  EXPECT_TRUE(probe->Close().ok());
+  return port;
+}
+
+// No connection within --connect_timeout: the run stops then, with the reason, instead of
+// retrying for the whole duration.
+TEST(RunTest, DeadTargetStopsAfterTheConnectTimeout) {
+  const int port = RefusedPort();
+  Config c = ShortRun();
+  c.duration = absl::Seconds(30);
+  c.connect_timeout = absl::Milliseconds(500);
+  c.target = absl::StrCat("127.0.0.1:", port);
+  const absl::Time start = absl::Now();
+  absl::StatusOr<RunResult> r = RunLoad(c, Quiet());
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(absl::IsUnavailable(r.status())) << r.status();
+  EXPECT_TRUE(absl::StartsWith(r.status().message(),
+                               absl::StrCat("no connection to 127.0.0.1:", port, " within 500ms: ")))
+      << r.status();
+  EXPECT_TRUE(absl::StrContains(r.status().message(), "Connection refused")) << r.status();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(20));
+}
+
+// The end of a run drains the echoes and closes cleanly: the embedded server counts no
+// connection error (it used to count a reset for nearly every client).
+TEST(RunTest, EndOfRunClosesCleanlyWithoutServerErrors) {
+  for (int pipeline : {1, 4}) {
+    Config c = ShortRun();
+    c.clients = 50;
+    c.pipeline = pipeline;
+    c.client_threads = 2;
+    absl::StatusOr<RunResult> r = RunLoad(c, Quiet());
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_GT(r->messages, 0u);
+    EXPECT_EQ(TotalErrors(r->errors), 0u);
+    EXPECT_EQ(r->server_connection_errors, 0) << "pipeline " << pipeline;
+  }
+}
+
+// The same with an open loop (clients between two sends wait in a read the stop can cancel).
+TEST(RunTest, OpenLoopEndOfRunClosesCleanly) {
+  Config c = ShortRun();
+  c.rate = 100;  // One message per client per 0.2 s: most are waiting for the next send.
   absl::StatusOr<RunResult> r = RunLoad(c, Quiet());
   ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_GT(Errors(*r, ErrorKind::kConnectFailed) + Errors(*r, ErrorKind::kConnectTimeout), 0u);
-  EXPECT_EQ(ExitCodeFor(*r), kExitRunErrors);
+  EXPECT_GT(r->messages, 0u);
+  EXPECT_EQ(TotalErrors(r->errors), 0u);
+  EXPECT_EQ(r->server_connection_errors, 0);
+}
+
+// A rate far above capacity is reported as missed (exit code unchanged).
+TEST(RunTest, RateFarAboveCapacityIsReportedMissed) {
+  Config c = ShortRun();
+  c.clients = 4;
+  c.rate = 1e9;
+  absl::StatusOr<RunResult> r = RunLoad(c, Quiet());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->rate_missed());
+  EXPECT_LT(r->rate_reached_share(), 0.5);
+  EXPECT_TRUE(absl::StrContains(FormatReport(*r), "rate missed")) << FormatReport(*r);
 }
 
 }  // namespace

@@ -37,6 +37,7 @@ EchoStatsSnapshot EchoStats::Snapshot() const {
   s.connections = connections.load(std::memory_order_relaxed);
   s.bytes = bytes.load(std::memory_order_relaxed);
   s.errors = errors.load(std::memory_order_relaxed);
+  s.idle_closed = idle_closed.load(std::memory_order_relaxed);
   return s;
 }
 
@@ -58,6 +59,11 @@ absl::Status EchoConnection(Socket& connection, EchoStats* stats, const EchoOpti
   for (;;) {
     absl::StatusOr<size_t> n = connection.RecvInto(absl::MakeSpan(buffer, size));
     if (!n.ok()) {
+      // Nothing arrived within the timeout: an idle client, closed like an end of stream.
+      if (absl::IsDeadlineExceeded(n.status())) {
+        if (stats != nullptr) stats->idle_closed.fetch_add(1, std::memory_order_relaxed);
+        return absl::OkStatus();
+      }
       if (stats != nullptr) stats->errors.fetch_add(1, std::memory_order_relaxed);
       return n.status();
     }
@@ -109,6 +115,7 @@ absl::Status EchoServer::Start() {
   server_options.pool_size = options_.pool_size;
   server_options.stack = options_.stack;
   server_options.no_delay = true;
+  server_options.idle_timeout = options_.idle_timeout;
   if (options_.on_calling_thread) {
     local_ = std::make_unique<StreamServer>(*address, MakeEchoHandler(stats_, options_.echo),
                                             server_options);

@@ -17,8 +17,10 @@
 // buffer (EchoOptions::buffer_size): the handler reads at most that much, sends it all (parking
 // while the client does not read — back-pressure, nothing is buffered beyond that), then reads
 // again. When the client half-closes (end of stream) everything read has already been echoed, so
-// the handler closes the connection. A reset or any other error ends the handler quietly (it is
-// counted, not reported as a failure).
+// the handler closes the connection. A receive that times out (the socket's default timeout:
+// StreamServerOptions::idle_timeout, EchoServerOptions::idle_timeout) is an idle client: the
+// handler closes the connection and counts it in `idle_closed`, not as an error. A reset or any
+// other error ends the handler quietly (it is counted, not reported as a failure).
 //
 // Thread-safety: EchoStats is atomic (one instance may be shared by servers on several threads).
 // EchoServer's methods are for the thread that owns it.
@@ -29,6 +31,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -43,7 +46,8 @@ namespace gevent {
 struct EchoStatsSnapshot {
   uint64_t connections = 0;   // connections handled (counted when the handler starts)
   uint64_t bytes = 0;         // bytes echoed (received and sent back)
-  uint64_t errors = 0;        // connections that ended with an error (reset, timeout...)
+  uint64_t errors = 0;        // connections that ended with an error (reset, send timeout...)
+  uint64_t idle_closed = 0;   // connections closed because no byte arrived within the timeout
 };
 
 // EchoStats: counters shared by echo handlers (relaxed atomics). A handler adds its bytes every
@@ -52,6 +56,7 @@ struct EchoStats {
   std::atomic<uint64_t> connections{0};
   std::atomic<uint64_t> bytes{0};
   std::atomic<uint64_t> errors{0};
+  std::atomic<uint64_t> idle_closed{0};
   EchoStatsSnapshot Snapshot() const;
 };
 
@@ -68,8 +73,8 @@ struct EchoOptions {
   size_t buffer_size = 16 * 1024;
 };
 
-// EchoConnection echoes `connection` until the client closes or an error; returns OK at a clean
-// end of stream, else the error that ended it. Counts into `stats` if not null. Hub thread only.
+// EchoConnection echoes `connection` until the client closes, goes idle or an error; returns OK
+// at a clean end of stream or an idle close, else the error that ended it. Counts into `stats` if not null. Hub thread only.
 absl::Status EchoConnection(Socket& connection, EchoStats* stats, const EchoOptions& options = {});
 
 // MakeEchoHandler: a StreamHandler running EchoConnection (stats may be null). Safe to call from
@@ -82,7 +87,9 @@ struct EchoServerOptions {
   uint16_t port = 0;                // 0: the kernel picks (read port() after Start)
   size_t threads = 1;               // threads, each with its own hub and SO_REUSEPORT listener
   size_t pool_size = 0;             // most connections served at once per thread (0: no limit)
-  int backlog = 1024;
+  int backlog = 0;                  // 0: the kernel's net.core.somaxconn
+  // idle_timeout: close a connection on which no byte arrives for this long (nullopt: never).
+  std::optional<absl::Duration> idle_timeout;
   EchoOptions echo;
   // stack: per-connection stacks; unguarded by default so that tens of thousands of connections
   // fit under vm.max_map_count (the echo handler needs only a few KiB of stack).

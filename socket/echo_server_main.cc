@@ -34,7 +34,12 @@ ABSL_FLAG(int, threads, 1,
           "server threads, each with its own hub and SO_REUSEPORT listener; at most 4 per core, "
           "and as many as RLIMIT_NOFILE leaves room for");
 ABSL_FLAG(int, pool_size, 0, "most connections served at once per thread (0: no limit)");
-ABSL_FLAG(int, backlog, 1024, "listen backlog, 1..65535 (capped by net.core.somaxconn)");
+ABSL_FLAG(int, backlog, 0,
+          "listen backlog, 1..65535 (capped by net.core.somaxconn); 0: net.core.somaxconn, read "
+          "at start-up (4096 if /proc/sys/net/core/somaxconn cannot be read)");
+ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(60),
+          "close a connection on which no byte arrives (or that does not read) for this long, "
+          "e.g. 60s, 500ms; 0: never");
 ABSL_FLAG(int, buffer_size, 16 * 1024, "most bytes echoed at a time per connection, 1..16777216");
 
 namespace {
@@ -84,9 +89,13 @@ absl::Status ValidateFlags() {
       !s.ok()) {
     return s;
   }
-  if (absl::Status s = gevent::CheckFlagRange("--backlog", absl::GetFlag(FLAGS_backlog), 1, 65535);
+  if (absl::Status s = gevent::CheckFlagRange("--backlog", absl::GetFlag(FLAGS_backlog), 0, 65535,
+                                              "0: net.core.somaxconn");
       !s.ok()) {
     return s;
+  }
+  if (const absl::Duration idle = absl::GetFlag(FLAGS_idle_timeout); idle < absl::ZeroDuration()) {
+    return gevent::FlagError("--idle_timeout", absl::FormatDuration(idle), "must be >= 0 (0: never)");
   }
   return gevent::CheckFlagRange("--buffer_size", absl::GetFlag(FLAGS_buffer_size), 1,
                                 kMaxBufferSize);
@@ -133,6 +142,9 @@ int main(int argc, char** argv) {
   options.threads = static_cast<size_t>(threads);
   options.pool_size = static_cast<size_t>(pool_size);
   options.backlog = absl::GetFlag(FLAGS_backlog);
+  if (const absl::Duration idle = absl::GetFlag(FLAGS_idle_timeout); idle > absl::ZeroDuration()) {
+    options.idle_timeout = idle;
+  }
   options.echo.buffer_size = static_cast<size_t>(buffer_size);
   // One thread: the loop below serves the connections too, and the process stays
   // single-threaded (see EchoServerOptions::on_calling_thread).
@@ -154,13 +166,18 @@ int main(int argc, char** argv) {
   server.Stop(absl::Milliseconds(100));
   const gevent::EchoStatsSnapshot echo = server.stats();
   const gevent::ServerStats accepted = server.server_stats();
+  // Descriptor exhaustion and idle closes are not errors, but an operator needs to see them.
   std::printf("echo_server: %s: %llu connections, %llu bytes echoed, %llu connection errors, "
-              "%llu accept errors\n",
+              "%llu accept errors, %llu fd back-offs, %llu refused for lack of fds, "
+              "%llu idle closes\n",
               received == SIGINT ? "SIGINT" : "SIGTERM",
               static_cast<unsigned long long>(accepted.accepted),
               static_cast<unsigned long long>(echo.bytes),
               static_cast<unsigned long long>(echo.errors),
-              static_cast<unsigned long long>(accepted.accept_errors));
+              static_cast<unsigned long long>(accepted.accept_errors),
+              static_cast<unsigned long long>(accepted.fd_backoffs),
+              static_cast<unsigned long long>(accepted.fd_refused),
+              static_cast<unsigned long long>(echo.idle_closed));
   std::fflush(stdout);
   return 0;
 }

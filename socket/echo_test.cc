@@ -433,9 +433,12 @@ BinaryRun RunBinaryToExit(const std::vector<std::string>& args, rlim_t nofile = 
 TEST_F(EchoTest, BinaryRefusesEachBadFlagWithOneLineAndExitCodeTwo) {
   if (!BinaryBuilt()) GTEST_SKIP() << "not run by Bazel";
   const std::pair<const char*, const char*> cases[] = {
-      {"--backlog=0", "echo_server: --backlog=0: must be between 1 and 65535\n"},
-      {"--backlog=-1", "echo_server: --backlog=-1: must be between 1 and 65535\n"},
-      {"--backlog=65536", "echo_server: --backlog=65536: must be between 1 and 65535\n"},
+      {"--backlog=-1",
+       "echo_server: --backlog=-1: must be between 0 and 65535 (0: net.core.somaxconn)\n"},
+      {"--backlog=65536",
+       "echo_server: --backlog=65536: must be between 0 and 65535 (0: net.core.somaxconn)\n"},
+      {"--idle_timeout=-1s", "echo_server: --idle_timeout=-1s: must be >= 0 (0: never)\n"},
+      {"--idle_timeout=abc", "echo_server: --idle_timeout=abc: "},
       {"--port=65536", "echo_server: --port=65536: must be between 0 and 65535\n"},
       {"--port=-1", "echo_server: --port=-1: must be between 0 and 65535\n"},
       {"--port=abc", "echo_server: --port=abc: must be an integer\n"},
@@ -487,7 +490,8 @@ TEST_F(EchoTest, BinaryHelpExitsZeroAndListsItsFlags) {
     const BinaryRun run = RunBinaryToExit({help});
     EXPECT_EQ(run.exit_code, 0);
     EXPECT_EQ(run.err, "");
-    for (const char* part : {"--backlog (default: 1024)", "listen backlog, 1..65535",
+    for (const char* part : {"--backlog (default: 0)", "listen backlog, 1..65535",
+                             "0: net.core.somaxconn", "--idle_timeout (default: 1m)",
                              "--threads (default: 1)", "--port (default: 9000)",
                              "--host (default: \"127.0.0.1\")", "--pool_size (default: 0)",
                              "--buffer_size (default: 16384)", "2 usage error"}) {
@@ -504,6 +508,218 @@ TEST_F(EchoTest, BinaryWithOneThreadIsASingleThreadedProcessAndExitsCleanlyOnSig
 
 TEST_F(EchoTest, BinaryWithTwoThreadsPrintsASummaryAndExitsCleanlyOnSigterm) {
   RunBinaryUntilSigterm(2, -1);
+}
+
+// A running echo_server with its stdout and stderr on pipes.
+struct RunningBinary {
+  pid_t pid = -1;
+  FILE* out = nullptr;
+  int err = -1;
+  uint16_t port = 0;
+};
+
+// Starts the binary with `args` (under a soft RLIMIT_NOFILE of `nofile` if > 0) and reads its
+// "listening on" line.
+void StartBinary(const std::vector<std::string>& args, rlim_t nofile, RunningBinary* run) {
+  const std::string binary = EchoServerBinary();
+  std::vector<char*> argv = {const_cast<char*>(binary.c_str())};
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  int out[2];
+  int err[2];
+  ASSERT_EQ(pipe(out), 0);
+  ASSERT_EQ(pipe(err), 0);
+  run->pid = fork();
+  ASSERT_GE(run->pid, 0);
+  if (run->pid == 0) {
+    dup2(out[1], STDOUT_FILENO);
+    dup2(err[1], STDERR_FILENO);
+    for (int fd : {out[0], out[1], err[0], err[1]}) close(fd);
+    if (nofile > 0) {
+      struct rlimit limit;
+      getrlimit(RLIMIT_NOFILE, &limit);
+      limit.rlim_cur = nofile;
+      setrlimit(RLIMIT_NOFILE, &limit);
+    }
+    execv(binary.c_str(), argv.data());
+    _exit(127);
+  }
+  close(out[1]);
+  close(err[1]);
+  run->err = err[0];
+  run->out = fdopen(out[0], "r");
+  ASSERT_NE(run->out, nullptr);
+  char line[512];
+  ASSERT_NE(fgets(line, sizeof line, run->out), nullptr);
+  const std::string first = line;
+  ASSERT_THAT(first, HasSubstr("listening on 127.0.0.1:"));
+  const size_t colon = first.rfind(':');
+  int port = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(first.substr(colon + 1, first.find(' ', colon) - colon - 1), &port))
+      << first;
+  run->port = static_cast<uint16_t>(port);
+}
+
+// SIGTERM, then the summary line, the whole of stderr and a clean exit.
+void StopBinary(RunningBinary* run, std::string* summary, std::string* err) {
+  ASSERT_EQ(kill(run->pid, SIGTERM), 0);
+  char line[512];
+  ASSERT_NE(fgets(line, sizeof line, run->out), nullptr);
+  *summary = line;
+  fclose(run->out);
+  *err = ReadToEnd(run->err);
+  close(run->err);
+  int status = 0;
+  ASSERT_EQ(waitpid(run->pid, &status, 0), run->pid);
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+// The number before `what` in the summary line ("..., 12 refused for lack of fds, ...").
+uint64_t SummaryCount(const std::string& summary, absl::string_view what) {
+  const size_t at = summary.find(std::string(what));
+  if (at == std::string::npos || at < 2) return 0;
+  size_t begin = summary.rfind(' ', at - 2);
+  begin = begin == std::string::npos ? 0 : begin + 1;
+  uint64_t n = 0;
+  (void)absl::SimpleAtoi(summary.substr(begin, at - 1 - begin), &n);
+  return n;
+}
+
+// How soon a refused client must see its end: a second; under ThreadSanitizer on a loaded 2-vCPU
+// machine the server's 10 ms back-off timer was seen firing 0.6-0.9 s late, so 5 s there.
+#if defined(__SANITIZE_THREAD__)
+constexpr absl::Duration kPrompt = absl::Seconds(5);
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+constexpr absl::Duration kPrompt = absl::Seconds(5);
+#else
+constexpr absl::Duration kPrompt = absl::Seconds(1);
+#endif
+#else
+constexpr absl::Duration kPrompt = absl::Seconds(1);
+#endif
+
+// echo_server with its default flags and 128 descriptors, flooded past them: clients arriving
+// meanwhile are refused within a second (none hang), a new client is served once the flood
+// goes, and the SIGTERM summary and stderr say what happened.
+TEST_F(EchoTest, BinaryOutOfDescriptorsRefusesPromptlyServesAfterwardsAndSaysSo) {
+  if (!BinaryBuilt()) GTEST_SKIP() << "not run by Bazel";
+#ifdef GEVENT_UBSAN
+  // Out of descriptors, UBSan's runtime cannot check a vtable: it probes memory through a pipe,
+  // whose pipe2 fails with EMFILE (seen with strace), and then reports the next virtual call as
+  // "object has invalid vptr" and aborts (-fno-sanitize-recover ignores suppressions). The
+  // in-process flood in server_test still runs under UBSan.
+  GTEST_SKIP() << "UBSan's runtime needs descriptors of its own to check virtual calls";
+#endif
+  RunningBinary run;
+  StartBinary({"--port=0"}, /*nofile=*/128, &run);
+  if (HasFatalFailure()) return;
+  const SocketAddress address = SocketAddress::Loopback(run.port);
+
+  std::vector<Socket> flood;
+  for (int i = 0; i < 300; ++i) {
+    absl::StatusOr<Socket> c = Socket::Create(AF_INET, SOCK_STREAM);
+    ASSERT_TRUE(c.ok()) << c.status();
+    ASSERT_TRUE(c->Connect(address, absl::Seconds(5)).ok()) << i;
+    flood.push_back(std::move(*c));
+  }
+  // The server works through the queue in order (slowly under a sanitizer): once the last of the
+  // flood is refused, it is out of descriptors and refusing.
+  {
+    char byte;
+    absl::StatusOr<size_t> n = flood.back().RecvInto(&byte, 1, absl::Seconds(30));
+    ASSERT_TRUE((n.ok() && *n == 0) || absl::IsUnavailable(n.status())) << n.status();
+  }
+  for (int i = 0; i < 5; ++i) {
+    absl::StatusOr<Socket> probe = Socket::Create(AF_INET, SOCK_STREAM);
+    ASSERT_TRUE(probe.ok()) << probe.status();
+    ASSERT_TRUE(probe->Connect(address, absl::Seconds(1)).ok()) << i;
+    const absl::Time start = absl::Now();
+    char byte;
+    absl::StatusOr<size_t> n = probe->RecvInto(&byte, 1, kPrompt);
+    EXPECT_TRUE((n.ok() && *n == 0) || absl::IsUnavailable(n.status())) << i << ": " << n.status();
+    EXPECT_LT(absl::Now() - start, kPrompt) << i;
+  }
+
+  // The flood goes; a new client is served within a second or two (the server first sees the
+  // flood's closes: until then a client may still be refused, and tries again).
+  flood.clear();
+  bool served = false;
+  const absl::Time deadline = absl::Now() + 2 * kPrompt;
+  while (!served && absl::Now() < deadline) {
+    absl::StatusOr<Socket> c = CreateConnection("127.0.0.1", run.port, absl::Seconds(1));
+    if (!c.ok()) continue;
+    if (!c->SendAll("again", absl::Seconds(1)).ok()) continue;
+    char back[5];
+    served = c->RecvExactly(absl::MakeSpan(back), absl::Seconds(1)).ok() &&
+             std::string(back, 5) == "again";
+  }
+  EXPECT_TRUE(served) << "no client served within 2 s of the flood's end";
+
+  std::string summary;
+  std::string err;
+  StopBinary(&run, &summary, &err);
+  EXPECT_THAT(summary, HasSubstr("echo_server: SIGTERM: "));
+  EXPECT_GT(SummaryCount(summary, "refused for lack of fds"), 0u) << summary;
+  EXPECT_GT(SummaryCount(summary, "fd back-offs"), 0u) << summary;
+  EXPECT_THAT(summary, HasSubstr(" idle closes\n"));
+  EXPECT_THAT(err, HasSubstr("gevent::StreamServer 127.0.0.1:"));
+  EXPECT_THAT(err, ::testing::Not(HasSubstr("cannot reopen the spare"))) << err;
+  EXPECT_THAT(err, HasSubstr(": out of file descriptors (EMFILE): refused "));
+  // Rate-limited: one line per second at most (the test takes a few), plus the one at Stop.
+  EXPECT_LE(std::count(err.begin(), err.end(), '\n'), 10) << err;
+}
+
+// --idle_timeout: a silent client is closed after about the timeout, and counted.
+TEST_F(EchoTest, BinaryIdleTimeoutClosesASilentClientAndCountsIt) {
+  if (!BinaryBuilt()) GTEST_SKIP() << "not run by Bazel";
+  RunningBinary run;
+  StartBinary({"--port=0", "--idle_timeout=200ms"}, 0, &run);
+  if (HasFatalFailure()) return;
+  {
+    absl::StatusOr<Socket> c = CreateConnection("127.0.0.1", run.port, absl::Seconds(5));
+    ASSERT_TRUE(c.ok()) << c.status();
+    const absl::Time start = absl::Now();
+    char byte;
+    absl::StatusOr<size_t> n = c->RecvInto(&byte, 1, absl::Seconds(5));
+    ASSERT_TRUE(n.ok()) << n.status();
+    EXPECT_EQ(*n, 0u);
+    EXPECT_GE(absl::Now() - start, absl::Milliseconds(150));
+  }
+  std::string summary;
+  std::string err;
+  StopBinary(&run, &summary, &err);
+  EXPECT_THAT(summary, HasSubstr("0 connection errors"));
+  EXPECT_THAT(summary, HasSubstr("1 idle closes"));
+  EXPECT_EQ(err, "");
+}
+
+// EchoConnection: a receive timeout is an idle client, closed and counted, not an error.
+TEST_F(EchoTest, IdleTimeoutClosesASilentConnectionAsIdleNotAsAnError) {
+  stats_ = std::make_shared<EchoStats>();
+  StreamServerOptions options;
+  options.idle_timeout = absl::Milliseconds(200);
+  server_ = std::make_unique<StreamServer>(SocketAddress::Loopback(0), MakeEchoHandler(stats_),
+                                           options);
+  ASSERT_TRUE(server_->Start().ok());
+  Socket silent = Connect();
+  Socket active = Connect();
+  const absl::Time start = absl::Now();
+  for (int i = 0; i < 8; ++i) {
+    ASSERT_TRUE(active.SendAll("x").ok());
+    char back;
+    ASSERT_TRUE(active.RecvExactly(absl::MakeSpan(&back, 1), absl::Seconds(5)).ok()) << i;
+    Sleep(absl::Milliseconds(50));
+  }
+  char byte;
+  absl::StatusOr<size_t> n = silent.RecvInto(&byte, 1, absl::Seconds(5));
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_EQ(*n, 0u);
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(190));
+  const EchoStatsSnapshot s = stats_->Snapshot();
+  EXPECT_EQ(s.idle_closed, 1u);
+  EXPECT_EQ(s.errors, 0u);
 }
 
 }  // namespace

@@ -1,9 +1,14 @@
 #include "socket/server.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <condition_variable>
+#include <cstdio>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -21,6 +26,24 @@ namespace {
 
 constexpr absl::Duration kFirstBackoff = absl::Milliseconds(10);
 constexpr absl::Duration kMaxBackoff = absl::Seconds(1);
+// With a spare the queue is drained on every failure, so a long sleep would only keep clients
+// that arrive meanwhile waiting in the backlog; a short one still keeps an exhausted server from
+// spinning (each failure costs a few system calls per refused connection).
+constexpr absl::Duration kMaxBackoffWithSpare = absl::Milliseconds(100);
+constexpr absl::Duration kLogEvery = absl::Seconds(1);
+constexpr int kFallbackBacklog = 4096;
+
+int OpenSpare() { return ::open("/dev/null", O_RDONLY | O_CLOEXEC); }
+
+int ReadSomaxconn() {
+  std::FILE* f = std::fopen("/proc/sys/net/core/somaxconn", "re");
+  if (f == nullptr) return kFallbackBacklog;
+  long value = 0;
+  const bool ok = std::fscanf(f, "%ld", &value) == 1 && value > 0;
+  std::fclose(f);
+  if (!ok) return kFallbackBacklog;
+  return static_cast<int>(std::min<long>(value, 65535));
+}
 
 bool IsOutOfDescriptors(int err) {
   return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
@@ -61,7 +84,13 @@ ServerStats ServerCounters::Snapshot() const {
   s.active = active.load(std::memory_order_relaxed);
   s.accept_errors = accept_errors.load(std::memory_order_relaxed);
   s.fd_backoffs = fd_backoffs.load(std::memory_order_relaxed);
+  s.fd_refused = fd_refused.load(std::memory_order_relaxed);
   return s;
+}
+
+int DefaultBacklog() {
+  static const int backlog = ReadSomaxconn();
+  return backlog;
 }
 
 // ----- StreamServer -----
@@ -87,6 +116,7 @@ StreamServer::StreamServer(Socket listener, StreamHandler handler, StreamServerO
 
 StreamServer::~StreamServer() {
   if (started_ && !stopped_) Stop(absl::ZeroDuration());
+  if (spare_fd_ >= 0) ::close(spare_fd_);
 }
 
 absl::Status StreamServer::Start() {
@@ -104,7 +134,15 @@ absl::Status StreamServer::Start() {
     if (!s.ok()) return s.status();
     listener_ = std::move(*s);
   }
-  if (absl::Status l = listener_.Listen(options_.backlog); !l.ok()) return l;
+  if (options_.idle_timeout.has_value() && *options_.idle_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "gevent::StreamServer::Start ", address_.ToString(), ": idle_timeout must be > 0, got ",
+        absl::FormatDuration(*options_.idle_timeout)));
+  }
+  const int backlog = options_.backlog > 0 ? options_.backlog : DefaultBacklog();
+  if (absl::Status l = listener_.Listen(backlog); !l.ok()) return l;
+  // Opened while descriptors are plentiful; without it EMFILE only backs off.
+  if (spare_fd_ < 0) spare_fd_ = OpenSpare();
   if (absl::StatusOr<SocketAddress> bound = listener_.LocalAddress(); bound.ok()) {
     address_ = *bound;
   }
@@ -139,10 +177,12 @@ void StreamServer::AcceptLoop() {
     if (stopped_ || !listener_.is_open()) return;
     const int err = SocketErrno(conn.status()).value_or(0);
     if (IsOutOfDescriptors(err)) {
-      // gevent's answer to EMFILE: wait for descriptors to come back, serving what is open.
+      // Refuse what waits (when a spare is there), then wait for descriptors to come back,
+      // serving what is open.
+      const bool spare = (err == EMFILE || err == ENFILE) && RefuseQueued(err);
       counters_->fd_backoffs.fetch_add(1, std::memory_order_relaxed);
       Sleep(backoff);
-      backoff = std::min(backoff * 2, kMaxBackoff);
+      backoff = std::min(backoff * 2, spare ? kMaxBackoffWithSpare : kMaxBackoff);
       continue;
     }
     counters_->accept_errors.fetch_add(1, std::memory_order_relaxed);
@@ -154,9 +194,63 @@ void StreamServer::AcceptLoop() {
   }
 }
 
+bool StreamServer::RefuseQueued(int err) {
+  if (spare_fd_ < 0) spare_fd_ = OpenSpare();  // Descriptors may have come back since.
+  if (spare_fd_ < 0) return false;
+  ::close(spare_fd_);
+  spare_fd_ = -1;
+  uint64_t refused = 0;
+  // Until the queue is empty (EAGAIN), or another thread took the freed slot (EMFILE again).
+  // Raw accept4: no Socket (nor epoll registration) for a connection closed at once; the
+  // listener's next Accept tries the call before it parks, so its readiness needs no update.
+  for (;;) {
+    const int fd = ::accept4(listener_.fd(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      break;
+    }
+    ::close(fd);
+    ++refused;
+  }
+  spare_fd_ = OpenSpare();
+  if (spare_fd_ < 0) {
+    std::fprintf(stderr, "gevent::StreamServer %s: cannot reopen the spare descriptor: %s\n",
+                 address_.ToString().c_str(), strerror(errno));
+  }
+  if (refused > 0) {
+    counters_->fd_refused.fetch_add(refused, std::memory_order_relaxed);
+    if (refused_unlogged_ == 0) window_start_ = absl::Now();
+    refused_unlogged_ += refused;
+    refused_errno_ = err;
+  }
+  LogRefused(/*flush=*/false);
+  return true;
+}
+
+void StreamServer::LogRefused(bool flush) {
+  if (refused_unlogged_ == 0) return;
+  const absl::Time now = absl::Now();
+  if (!flush && now - last_log_ < kLogEvery) return;
+  // Over the time since the last line, or since the first refusal after a quiet spell.
+  const absl::Time since = last_log_ > window_start_ ? last_log_ : window_start_;
+  std::fprintf(stderr,
+               "gevent::StreamServer %s: out of file descriptors (%s): refused %llu connections "
+               "in the last %.1f s\n",
+               address_.ToString().c_str(), refused_errno_ == ENFILE ? "ENFILE" : "EMFILE",
+               static_cast<unsigned long long>(refused_unlogged_),
+               absl::ToDoubleSeconds(now - since));
+  last_log_ = now;
+  refused_unlogged_ = 0;
+}
+
 void StreamServer::SpawnHandler(Socket connection, const SocketAddress& peer) {
   if (options_.no_delay && address_.family() != AF_UNIX) (void)connection.SetNoDelay(true);
-  if (options_.connection_timeout.has_value()) connection.SetTimeout(options_.connection_timeout);
+  std::optional<absl::Duration> timeout = options_.connection_timeout;
+  if (options_.idle_timeout.has_value() &&
+      (!timeout.has_value() || *options_.idle_timeout < *timeout)) {
+    timeout = options_.idle_timeout;
+  }
+  if (timeout.has_value()) connection.SetTimeout(timeout);
   GreenletRef g = Greenlet::Create(
       [this, conn = std::move(connection), peer]() mutable -> std::any {
         ActiveGuard active(counters_.get());
@@ -190,6 +284,7 @@ void StreamServer::Stop(absl::Duration grace) {
         "wait for itself; use StopLater");
   }
   stopped_ = true;
+  LogRefused(/*flush=*/true);
   (void)listener_.Close();  // Wakes the accept greenlet if it waits in Accept.
   if (acceptor_ != nullptr) acceptor_->Kill();  // ... or in the pool, or in a back-off sleep.
   if (!handlers_->Join(grace)) handlers_->KillAll();
@@ -373,6 +468,7 @@ ServerStats MultiThreadServer::stats() const {
     total.active += s.active;
     total.accept_errors += s.accept_errors;
     total.fd_backoffs += s.fd_backoffs;
+    total.fd_refused += s.fd_refused;
   }
   return total;
 }

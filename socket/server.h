@@ -15,10 +15,31 @@
 // running the handler with the accepted socket (the handler owns it; it is closed when the
 // handler returns, unless moved elsewhere). With a pool size, at most that many handlers run at
 // once: when the pool is full the server stops accepting (the kernel's backlog holds new
-// connections) until a handler finishes. When accept fails for lack of descriptors
-// (EMFILE/ENFILE) the accept greenlet sleeps 10 ms, doubling up to 1 s while it keeps failing,
-// and existing connections keep being served. Handlers that throw are reported by the spawn
-// error handler (hub/spawn.h); the server keeps running.
+// connections) until a handler finishes. Handlers that throw are reported by the spawn error
+// handler (hub/spawn.h); the server keeps running.
+//
+// Out of descriptors ("accept()ing when you can't", libev's and libuv's answer). Each accept
+// loop keeps one spare descriptor (/dev/null). When accept fails with EMFILE/ENFILE it closes
+// the spare, then accepts and at once closes every connection waiting in the kernel's queue (the
+// client sees a prompt end of stream or reset, not a connect that hangs until its own timeout),
+// reopens the spare and sleeps 10 ms, doubling up to 100 ms while accept keeps failing; open
+// connections keep being served, and a connection that arrives once descriptors are back is
+// served. Refused connections are counted (ServerStats::fd_refused) and logged to stderr at most
+// once a second per server, with the count since the last line. Without a spare (it could not be
+// reopened) the loop only backs off, 10 ms doubling up to 1 s (gevent's behaviour), and waiting
+// clients stay queued. ENOBUFS/ENOMEM back off the same way (no queue to drain: memory, not
+// descriptors, is short).
+//
+// Backlog. 0 (the default) means the kernel's net.core.somaxconn, read from /proc at Start (as
+// Go does): the kernel caps any larger value there anyway, and a short queue drops SYNs under a
+// burst (each client then waits a retransmit, 1 s and more).
+//
+// Idle timeout (StreamServerOptions::idle_timeout, nginx's keepalive/client_body timeouts): it
+// becomes the default timeout of each accepted socket (the shorter of it and connection_timeout
+// when both are set), so a handler's receive on a connection where no byte arrives for that long
+// returns DeadlineExceeded — as does a send the client does not read for that long. A handler
+// closes the connection then (returning does: the handler owns the socket); EchoConnection counts
+// it as idle-closed, not as an error. The server itself never closes a connection under a handler.
 //
 // DatagramServer. One greenlet receives datagrams on a UDP (or Unix datagram) socket and calls
 // the handler inline for each: the handler gets the data, the sender and the socket (to reply
@@ -67,8 +88,9 @@ using DatagramHandler =
     std::function<void(absl::string_view data, const SocketAddress& from, Socket& socket)>;
 
 struct StreamServerOptions {
-  // backlog: listen(2) backlog (the kernel caps it at net.core.somaxconn).
-  int backlog = 1024;
+  // backlog: listen(2) backlog; 0: the kernel's net.core.somaxconn (DefaultBacklog()), which
+  // also caps larger values.
+  int backlog = 0;
   // pool_size: most handlers running at once; 0 = no limit.
   size_t pool_size = 0;
   // stack: each handler greenlet's stack. Guarded by default; kUnguarded scales to many more
@@ -81,7 +103,14 @@ struct StreamServerOptions {
   bool no_delay = true;
   // connection_timeout: default timeout of accepted sockets (nullopt: none).
   std::optional<absl::Duration> connection_timeout;
+  // idle_timeout: how long a connection may wait for its peer (see the file comment); nullopt:
+  // forever. Must be > 0.
+  std::optional<absl::Duration> idle_timeout;
 };
+
+// DefaultBacklog: net.core.somaxconn from /proc/sys/net/core/somaxconn, read once per process;
+// 4096 (the kernel's default since 5.4) if it cannot be read.
+int DefaultBacklog();
 
 // ServerStats: a snapshot of a server's counters.
 struct ServerStats {
@@ -89,6 +118,7 @@ struct ServerStats {
   uint64_t active = 0;           // handlers running now
   uint64_t accept_errors = 0;    // accept failures other than EAGAIN
   uint64_t fd_backoffs = 0;      // EMFILE/ENFILE back-off sleeps
+  uint64_t fd_refused = 0;       // connections accepted and closed at once for lack of descriptors
 };
 
 // ServerCounters: the live counters behind ServerStats. Updated on the server's thread with
@@ -98,6 +128,7 @@ struct ServerCounters {
   std::atomic<uint64_t> active{0};
   std::atomic<uint64_t> accept_errors{0};
   std::atomic<uint64_t> fd_backoffs{0};
+  std::atomic<uint64_t> fd_refused{0};
   ServerStats Snapshot() const;
 };
 
@@ -141,6 +172,10 @@ class StreamServer {
  private:
   void AcceptLoop();
   void SpawnHandler(Socket connection, const SocketAddress& peer);
+  // RefuseQueued: the spare-descriptor round after EMFILE/ENFILE (see the file comment); returns
+  // whether a spare was there to use.
+  bool RefuseQueued(int err);
+  void LogRefused(bool flush);
 
   SocketAddress address_;
   StreamHandler handler_;
@@ -153,6 +188,11 @@ class StreamServer {
   std::shared_ptr<Greenlet> acceptor_;
   std::unique_ptr<Group> handlers_;  // a Pool when options_.pool_size > 0
   std::unique_ptr<Event> stop_event_;
+  int spare_fd_ = -1;               // The reserve descriptor; -1 when it could not be opened.
+  uint64_t refused_unlogged_ = 0;   // Refusals since the last log line.
+  int refused_errno_ = 0;           // The errno of the last of them.
+  absl::Time last_log_ = absl::InfinitePast();
+  absl::Time window_start_;         // The first refusal since the last line.
 };
 
 struct DatagramServerOptions {

@@ -5,6 +5,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
@@ -277,48 +279,138 @@ int HighestOpenFd() {
   return highest;
 }
 
-TEST_F(ServerTest, OutOfDescriptorsBacksOffAndKeepsServingOpenConnections) {
+// Accepting when one can't: with the process out of descriptors, clients that connect are
+// refused at once (the spare descriptor lets the server accept and close them) instead of
+// hanging in the kernel's queue; open connections keep being served; once descriptors come back a
+// new client is served.
+TEST_F(ServerTest, OutOfDescriptorsRefusesWaitingClientsAtOnceAndServesOnceTheyComeBack) {
   StreamServer server(SocketAddress::Loopback(0), &Echo);
   ASSERT_TRUE(server.Start().ok());
   Socket existing = Connect(server.port());
   ASSERT_EQ(*RoundTrip(existing, "before"), "before");
 
-  // Room for exactly one more descriptor: the next client's socket takes it, so the server's
-  // accept fails with EMFILE.
-  std::vector<int> fillers;
-  NoFileLimit limit(static_cast<rlim_t>(HighestOpenFd() + 1 + 8));
-  ASSERT_TRUE(limit.ok());
-  for (;;) {
-    int fd = dup(0 <= existing.fd() ? existing.fd() : 0);
-    if (fd < 0) {
-      ASSERT_EQ(errno, EMFILE);
-      break;
-    }
-    fillers.push_back(fd);
+  // The clients' sockets are made while descriptors are plentiful (connect takes none).
+  constexpr int kFlood = 40;
+  constexpr int kProbes = 5;
+  std::vector<Socket> flood;
+  std::vector<Socket> probes;
+  for (int i = 0; i < kFlood + kProbes; ++i) {
+    absl::StatusOr<Socket> c = Socket::Create(AF_INET, SOCK_STREAM);
+    ASSERT_TRUE(c.ok()) << c.status();
+    (i < kFlood ? flood : probes).push_back(std::move(*c));
   }
-  ASSERT_GE(fillers.size(), 2u);
-  ::close(fillers.back());
-  fillers.pop_back();
-  absl::StatusOr<Socket> waiting = Socket::Create(AF_INET, SOCK_STREAM);
-  ASSERT_TRUE(waiting.ok()) << waiting.status();
-  ASSERT_TRUE(waiting->Connect(SocketAddress::Loopback(server.port())).ok());
-  ASSERT_TRUE(waiting->SendAll("queued").ok());
+  absl::StatusOr<Socket> after = Socket::Create(AF_INET, SOCK_STREAM);
+  ASSERT_TRUE(after.ok()) << after.status();
 
-  ASSERT_TRUE(WaitUntil([&] { return server.stats().fd_backoffs >= 2; }))
-      << "the accept loop did not back off on EMFILE";
-  // The open connection is served while accept keeps failing.
-  EXPECT_EQ(*RoundTrip(existing, "during"), "during");
-  EXPECT_EQ(server.stats().accepted, 1u);
+  // Room for 4 more descriptors in the whole process: the server accepts 4 of the flood.
+  std::vector<int> fillers;
+  {
+    NoFileLimit limit(static_cast<rlim_t>(HighestOpenFd() + 1 + 8));
+    ASSERT_TRUE(limit.ok());
+    for (;;) {
+      int fd = dup(existing.fd());
+      if (fd < 0) {
+        ASSERT_EQ(errno, EMFILE);
+        break;
+      }
+      fillers.push_back(fd);
+    }
+    ASSERT_GE(fillers.size(), 4u);
+    for (int i = 0; i < 4; ++i) {
+      ::close(fillers.back());
+      fillers.pop_back();
+    }
+    for (Socket& c : flood) {
+      ASSERT_TRUE(c.Connect(SocketAddress::Loopback(server.port())).ok());
+    }
+    ASSERT_TRUE(WaitUntil([&] { return server.stats().fd_refused > 0; }))
+        << "the server refused none of the flood";
 
-  // Descriptors come back: the queued client is accepted within the back-off and served.
+    // Clients arriving now get an end of stream (or a reset) within a second, not a hang.
+    for (Socket& probe : probes) {
+      ASSERT_TRUE(probe.Connect(SocketAddress::Loopback(server.port())).ok());
+      const absl::Time start = absl::Now();
+      char byte;
+      absl::StatusOr<size_t> n = probe.RecvInto(&byte, 1, absl::Seconds(1));
+      EXPECT_TRUE((n.ok() && *n == 0) || absl::IsUnavailable(n.status())) << n.status();
+      EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+    }
+    EXPECT_GE(server.stats().fd_refused, static_cast<uint64_t>(kProbes));
+    EXPECT_GE(server.stats().fd_backoffs, 1u);
+    // The open connection is served meanwhile.
+    EXPECT_EQ(*RoundTrip(existing, "during"), "during");
+
+    // The flood goes: its server-side descriptors come back, and a new client is served within
+    // a second.
+    flood.clear();
+    ASSERT_TRUE(WaitUntil([&] { return server.stats().active == 1; }));
+    ASSERT_TRUE(after->Connect(SocketAddress::Loopback(server.port())).ok());
+    absl::StatusOr<std::string> back = RoundTrip(*after, "after", absl::Seconds(1));
+    ASSERT_TRUE(back.ok()) << back.status();
+    EXPECT_EQ(*back, "after");
+  }
   for (int fd : fillers) ::close(fd);
-  fillers.clear();
-  char buf[6];
-  ASSERT_TRUE(waiting->RecvExactly(absl::MakeSpan(buf), absl::Seconds(10)).ok());
-  EXPECT_EQ(std::string(buf, 6), "queued");
-  EXPECT_EQ(server.stats().accepted, 2u);
   EXPECT_EQ(server.stats().accept_errors, 0u);
   server.Stop(absl::ZeroDuration());
+}
+
+// The default backlog is the kernel's own cap, not a guess below it.
+TEST_F(ServerTest, DefaultBacklogIsTheKernelsSomaxconn) {
+  std::FILE* f = std::fopen("/proc/sys/net/core/somaxconn", "r");
+  if (f == nullptr) GTEST_SKIP() << "no /proc/sys/net/core/somaxconn";
+  int somaxconn = 0;
+  ASSERT_EQ(std::fscanf(f, "%d", &somaxconn), 1);
+  std::fclose(f);
+  EXPECT_EQ(DefaultBacklog(), std::min(somaxconn, 65535));
+  EXPECT_EQ(StreamServerOptions{}.backlog, 0);
+}
+
+// A connection on which nothing arrives for idle_timeout sees its receive time out (and the
+// handler closes it); one that keeps talking is not affected.
+TEST_F(ServerTest, IdleTimeoutEndsTheWaitOfASilentConnectionOnly) {
+  int timed_out = 0;
+  StreamServerOptions options;
+  options.idle_timeout = absl::Milliseconds(200);
+  StreamServer server(
+      SocketAddress::Loopback(0),
+      [&](Socket conn, const SocketAddress&) {
+        char buf[64];
+        for (;;) {
+          absl::StatusOr<size_t> n = conn.RecvInto(absl::MakeSpan(buf));
+          if (!n.ok()) {
+            if (absl::IsDeadlineExceeded(n.status())) ++timed_out;
+            return;
+          }
+          if (*n == 0 || !conn.SendAll(absl::string_view(buf, *n)).ok()) return;
+        }
+      },
+      options);
+  ASSERT_TRUE(server.Start().ok());
+  Socket silent = Connect(server.port());
+  Socket active = Connect(server.port());
+  const absl::Time start = absl::Now();
+  // The active client talks every 50 ms for twice the timeout.
+  for (int i = 0; i < 8; ++i) {
+    ASSERT_EQ(*RoundTrip(active, "x", absl::Seconds(5)), "x") << i;
+    Sleep(absl::Milliseconds(50));
+  }
+  char byte;
+  absl::StatusOr<size_t> n = silent.RecvInto(&byte, 1, absl::Seconds(5));
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_EQ(*n, 0u);
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(190));
+  EXPECT_EQ(timed_out, 1);
+  EXPECT_EQ(*RoundTrip(active, "y", absl::Seconds(5)), "y");
+  server.Stop(absl::ZeroDuration());
+}
+
+TEST_F(ServerTest, IdleTimeoutMustBePositive) {
+  StreamServerOptions options;
+  options.idle_timeout = absl::ZeroDuration();
+  StreamServer server(SocketAddress::Loopback(0), &Echo, options);
+  absl::Status s = server.Start();
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("idle_timeout must be > 0, got 0"));
 }
 
 TEST_F(ServerTest, DatagramServerReplies) {

@@ -40,7 +40,9 @@
 //   EAGAIN as before. A call made on such an fd outside a cooperative context (another thread)
 //   still blocks for the caller (a real poll, then the retry). A blocking write to a stream
 //   completes (it returns short only on a timeout, an error or EINTR after progress), as the
-//   kernel's blocking write does.
+//   kernel's blocking write does. An fd that waited once stays registered with that thread's hub
+//   (so a later wait costs no epoll_ctl) until close/dup2/dup3 on that thread takes it out; close
+//   a cooperative fd on the thread whose greenlets used it.
 //   Timeouts. setsockopt(SO_RCVTIMEO / SO_SNDTIMEO) is honoured: the call fails with EAGAIN once
 //   it passed (connect: EINPROGRESS, as Linux does).
 //   close() wakes the greenlets waiting on that fd (gevent::CancelWait; their calls fail with

@@ -13,6 +13,10 @@
 #include <atomic>
 #include <cstdio>
 #include <string>
+#include <utility>
+#include <ostream>
+#include <cstring>
+#include <csignal>
 #include <thread>
 #include <vector>
 
@@ -266,6 +270,113 @@ TEST_F(Patched, EveryReadAndSendFormIsCooperative) {
   errno = 0;
   EXPECT_EQ(recv(p.a, buf, 2, MSG_DONTWAIT), -1);
   EXPECT_EQ(errno, EAGAIN);
+}
+
+// Each I/O hook, on the hub thread (cooperative) and on a thread without a hub (the real call),
+// in the same situations: the same return value and errno. The fds are made the same way for
+// both runs; the thread runs first.
+struct Outcome {
+  ssize_t ret;
+  int err;
+  bool operator==(const Outcome& o) const { return ret == o.ret && err == o.err; }
+};
+std::ostream& operator<<(std::ostream& os, const Outcome& o) {
+  return os << "(" << o.ret << ", " << std::strerror(o.err) << ")";
+}
+
+using IoCall = ssize_t (*)(int fd);
+ssize_t CallRead(int fd) { char b[8]; return read(fd, b, sizeof b); }
+ssize_t CallReadv(int fd) { char b[8]; iovec v{b, sizeof b}; return readv(fd, &v, 1); }
+ssize_t CallRecv(int fd) { char b[8]; return recv(fd, b, sizeof b, 0); }
+ssize_t CallRecvfrom(int fd) { char b[8]; return recvfrom(fd, b, sizeof b, 0, nullptr, nullptr); }
+ssize_t CallRecvmsg(int fd) {
+  char b[8];
+  iovec v{b, sizeof b};
+  msghdr m{};
+  m.msg_iov = &v;
+  m.msg_iovlen = 1;
+  return recvmsg(fd, &m, 0);
+}
+ssize_t CallReadChk(int fd) { char b[8]; return __read_chk(fd, b, sizeof b, sizeof b); }
+ssize_t CallRecvChk(int fd) { char b[8]; return __recv_chk(fd, b, sizeof b, sizeof b, 0); }
+ssize_t CallWrite(int fd) { return write(fd, "ab", 2); }
+ssize_t CallWritev(int fd) { iovec v{const_cast<char*>("ab"), 2}; return writev(fd, &v, 1); }
+ssize_t CallSend(int fd) { return send(fd, "ab", 2, MSG_NOSIGNAL); }
+ssize_t CallSendto(int fd) { return sendto(fd, "ab", 2, MSG_NOSIGNAL, nullptr, 0); }
+ssize_t CallSendmsg(int fd) {
+  iovec v{const_cast<char*>("ab"), 2};
+  msghdr m{};
+  m.msg_iov = &v;
+  m.msg_iovlen = 1;
+  return sendmsg(fd, &m, MSG_NOSIGNAL);
+}
+
+// Situation: makes the fd to call on (and whatever keeps it so); returns it.
+enum class Situation { kClosedFd, kUserNonBlockingEmpty, kDataReady, kPeerClosed, kPipeNotSocket };
+
+Outcome RunIn(Situation situation, IoCall call) {
+  Pair p;
+  int fd = p.a;
+  int pipe_fds[2] = {-1, -1};
+  switch (situation) {
+    case Situation::kClosedFd:
+      fd = dup(p.a);
+      close(fd);
+      break;
+    case Situation::kUserNonBlockingEmpty:
+      fcntl(p.a, F_SETFL, fcntl(p.a, F_GETFL) | O_NONBLOCK);
+      break;
+    case Situation::kDataReady:
+      EXPECT_EQ(write(p.b, "xyz", 3), 3);
+      break;
+    case Situation::kPeerClosed:
+      close(p.b);
+      p.b = -1;
+      break;
+    case Situation::kPipeNotSocket:
+      EXPECT_EQ(pipe(pipe_fds), 0);
+      EXPECT_EQ(write(pipe_fds[1], "xyz", 3), 3);
+      fd = pipe_fds[0];
+      break;
+  }
+  errno = 0;
+  const ssize_t ret = call(fd);
+  Outcome out{ret, ret < 0 ? errno : 0};
+  for (int f : pipe_fds) {
+    if (f >= 0) close(f);
+  }
+  return out;
+}
+
+TEST_F(Patched, EveryIoHookGivesTheRealResultAndErrno) {
+  gevent::GetHub();  // The main greenlet's calls are then the cooperative ones.
+  signal(SIGPIPE, SIG_IGN);  // write/writev to a closed peer: EPIPE, for both runs.
+  const std::vector<std::pair<const char*, IoCall>> reads = {
+      {"read", CallRead},         {"readv", CallReadv},     {"recv", CallRecv},
+      {"recvfrom", CallRecvfrom}, {"recvmsg", CallRecvmsg}, {"__read_chk", CallReadChk},
+      {"__recv_chk", CallRecvChk}};
+  const std::vector<std::pair<const char*, IoCall>> writes = {
+      {"write", CallWrite}, {"writev", CallWritev},   {"send", CallSend},
+      {"sendto", CallSendto}, {"sendmsg", CallSendmsg}};
+  std::vector<Situation> read_situations = {Situation::kClosedFd, Situation::kUserNonBlockingEmpty,
+                                            Situation::kDataReady, Situation::kPeerClosed,
+                                            Situation::kPipeNotSocket};
+  std::vector<Situation> write_situations = {Situation::kClosedFd, Situation::kDataReady,
+                                             Situation::kPeerClosed};
+  auto compare = [](const char* name, IoCall call, Situation situation) {
+    Outcome real{};
+    std::thread without_hub([&] { real = RunIn(situation, call); });
+    without_hub.join();
+    const Outcome hooked = RunIn(situation, call);
+    EXPECT_EQ(hooked, real) << name << " in situation " << static_cast<int>(situation);
+  };
+  for (const auto& [name, call] : reads) {
+    for (Situation s : read_situations) compare(name, call, s);
+  }
+  for (const auto& [name, call] : writes) {
+    for (Situation s : write_situations) compare(name, call, s);
+  }
+  signal(SIGPIPE, SIG_DFL);
 }
 
 TEST_F(Patched, ConnectAndAcceptAreCooperative) {

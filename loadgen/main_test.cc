@@ -21,6 +21,7 @@
 #include "gtest/gtest.h"
 #include "socket/address.h"
 #include "socket/socket.h"
+#include "socket/testing.h"
 
 namespace {
 
@@ -119,15 +120,6 @@ std::string ReadAll(const std::string& path) {
   return s.str();
 }
 
-int RefusedPort() {
-  absl::StatusOr<gevent::Socket> probe = gevent::Socket::Create(AF_INET, SOCK_STREAM);
-  EXPECT_TRUE(probe.ok());
-  EXPECT_TRUE(probe->Bind(gevent::SocketAddress::Loopback(0)).ok());
-  const int port = probe->LocalAddress()->port();
-  EXPECT_TRUE(probe->Close().ok());
-  return port;
-}
-
 // A signal mid-run: the report of what ran, marked interrupted, the JSON with "interrupted":
 // true, exit 128 + signal (it used to exit at once with no report).
 void ExpectInterruptedRun(int signal, const char* name, int code) {
@@ -199,7 +191,7 @@ TEST(MainTest, SecondSignalExitsPromptly) {
 // A refused target: exit 3 after --connect_timeout with the reason (it used to retry for the
 // whole run).
 TEST(MainTest, DeadTargetExits3AfterTheConnectTimeout) {
-  const int port = RefusedPort();
+  const int port = gevent::testing::RefusedPort();
   const absl::Time start = absl::Now();
   Child child({absl::StrCat("--target=127.0.0.1:", port), "--clients=5", "--connect_timeout=1s",
                "--duration=60s"});

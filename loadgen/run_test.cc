@@ -14,6 +14,7 @@
 #include "loadgen/config.h"
 #include "socket/server.h"
 #include "socket/socket.h"
+#include "socket/testing.h"
 
 namespace loadgen {
 namespace {
@@ -201,20 +202,10 @@ TEST(RunTest, UnresolvableHostFailsAtStartWithTheResolversMessage) {
   EXPECT_LT(absl::Now() - start, absl::Seconds(20));
 }
 
-// A port that was just free: bind, read the port, close without listening.
-int RefusedPort() {
-  absl::StatusOr<gevent::Socket> probe = gevent::Socket::Create(AF_INET, SOCK_STREAM);
-  EXPECT_TRUE(probe.ok());
-  EXPECT_TRUE(probe->Bind(gevent::SocketAddress::Loopback(0)).ok());
-  const int port = probe->LocalAddress()->port();
-  EXPECT_TRUE(probe->Close().ok());
-  return port;
-}
-
 // No connection within --connect_timeout: the run stops then, with the reason, instead of
 // retrying for the whole duration.
 TEST(RunTest, DeadTargetStopsAfterTheConnectTimeout) {
-  const int port = RefusedPort();
+  const int port = gevent::testing::RefusedPort();
   Config c = ShortRun();
   c.duration = absl::Seconds(30);
   c.connect_timeout = absl::Milliseconds(500);

@@ -341,10 +341,7 @@ void Reinit() {
   Hub* hub = HubIfExists();
   if (hub == nullptr) return;
   hub->loop().Fork();
-  if (hub->own_watchers() > 1) {
-    absl::StatusOr<EdgePoller*> poller = hub->edge_poller();
-    if (poller.ok()) (void)(*poller)->ReopenAfterFork();
-  }
+  if (EdgePoller* poller = hub->existing_edge_poller()) (void)poller->ReopenAfterFork();
   internal::ForgetHubThreadPoolAfterFork(*hub);
 }
 
@@ -382,10 +379,8 @@ void CancelWaiters(int fd) {
   if (!Patched()) return;
   gevent::Hub* hub = gevent::HubIfExists();
   if (hub == nullptr) return;
-  if (hub->own_watchers() > 1) {
-    gevent::internal::Unpin(fd);  // First: a registration kept for later waits goes.
-    gevent::CancelWait(fd);
-  }
+  gevent::internal::Unpin(fd);  // First: a registration kept for later waits goes.
+  gevent::CancelWait(fd);
   gevent::internal::WakePollers(fd);
 }
 }  // namespace

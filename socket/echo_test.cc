@@ -388,25 +388,25 @@ std::string ReadToEnd(int fd) {
   }
 }
 
-// Runs the binary with `args` until it exits; with `nofile` > 0, under that soft RLIMIT_NOFILE.
-// Both outputs are read to their end (the child writes little: a pipe buffer holds it all).
-BinaryRun RunBinaryToExit(const std::vector<std::string>& args, rlim_t nofile = 0) {
+// SpawnBinary starts the binary with `args` (with `nofile` > 0, under that soft RLIMIT_NOFILE),
+// its stdout and stderr on pipes whose read ends it returns in `out` and `err`; returns the pid,
+// or -1 (with a test failure) if the pipes cannot be made.
+pid_t SpawnBinary(const std::vector<std::string>& args, rlim_t nofile, int* out, int* err) {
   const std::string binary = EchoServerBinary();
-  BinaryRun run;
   std::vector<char*> argv = {const_cast<char*>(binary.c_str())};
   for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
-  int out[2];
-  int err[2];
-  if (pipe(out) != 0 || pipe(err) != 0) {
+  int out_pipe[2];
+  int err_pipe[2];
+  if (pipe(out_pipe) != 0 || pipe(err_pipe) != 0) {
     ADD_FAILURE() << "pipe failed";
-    return run;
+    return -1;
   }
   const pid_t pid = fork();
   if (pid == 0) {
-    dup2(out[1], STDOUT_FILENO);
-    dup2(err[1], STDERR_FILENO);
-    for (int fd : {out[0], out[1], err[0], err[1]}) close(fd);
+    dup2(out_pipe[1], STDOUT_FILENO);
+    dup2(err_pipe[1], STDERR_FILENO);
+    for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1]}) close(fd);
     if (nofile > 0) {
       struct rlimit limit;
       getrlimit(RLIMIT_NOFILE, &limit);
@@ -416,12 +416,25 @@ BinaryRun RunBinaryToExit(const std::vector<std::string>& args, rlim_t nofile = 
     execv(binary.c_str(), argv.data());
     _exit(127);
   }
-  close(out[1]);
-  close(err[1]);
-  run.out = ReadToEnd(out[0]);
-  run.err = ReadToEnd(err[0]);
-  close(out[0]);
-  close(err[0]);
+  close(out_pipe[1]);
+  close(err_pipe[1]);
+  *out = out_pipe[0];
+  *err = err_pipe[0];
+  return pid;
+}
+
+// Runs the binary with `args` until it exits; with `nofile` > 0, under that soft RLIMIT_NOFILE.
+// Both outputs are read to their end (the child writes little: a pipe buffer holds it all).
+BinaryRun RunBinaryToExit(const std::vector<std::string>& args, rlim_t nofile = 0) {
+  BinaryRun run;
+  int out = -1;
+  int err = -1;
+  const pid_t pid = SpawnBinary(args, nofile, &out, &err);
+  if (pid < 0) return run;
+  run.out = ReadToEnd(out);
+  run.err = ReadToEnd(err);
+  close(out);
+  close(err);
   int status = 0;
   EXPECT_EQ(waitpid(pid, &status, 0), pid);
   if (WIFEXITED(status)) run.exit_code = WEXITSTATUS(status);
@@ -521,33 +534,10 @@ struct RunningBinary {
 // Starts the binary with `args` (under a soft RLIMIT_NOFILE of `nofile` if > 0) and reads its
 // "listening on" line.
 void StartBinary(const std::vector<std::string>& args, rlim_t nofile, RunningBinary* run) {
-  const std::string binary = EchoServerBinary();
-  std::vector<char*> argv = {const_cast<char*>(binary.c_str())};
-  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  int out[2];
-  int err[2];
-  ASSERT_EQ(pipe(out), 0);
-  ASSERT_EQ(pipe(err), 0);
-  run->pid = fork();
+  int out = -1;
+  run->pid = SpawnBinary(args, nofile, &out, &run->err);
   ASSERT_GE(run->pid, 0);
-  if (run->pid == 0) {
-    dup2(out[1], STDOUT_FILENO);
-    dup2(err[1], STDERR_FILENO);
-    for (int fd : {out[0], out[1], err[0], err[1]}) close(fd);
-    if (nofile > 0) {
-      struct rlimit limit;
-      getrlimit(RLIMIT_NOFILE, &limit);
-      limit.rlim_cur = nofile;
-      setrlimit(RLIMIT_NOFILE, &limit);
-    }
-    execv(binary.c_str(), argv.data());
-    _exit(127);
-  }
-  close(out[1]);
-  close(err[1]);
-  run->err = err[0];
-  run->out = fdopen(out[0], "r");
+  run->out = fdopen(out, "r");
   ASSERT_NE(run->out, nullptr);
   char line[512];
   ASSERT_NE(fgets(line, sizeof line, run->out), nullptr);

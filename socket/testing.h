@@ -20,6 +20,17 @@ inline Socket Listener(int family = AF_INET, int backlog = 16) {
   return std::move(*s);
 }
 
+// RefusedPort: a loopback TCP port that was just free: bound, read and closed without listening,
+// so a connect there is refused (for a dead target).
+inline int RefusedPort() {
+  absl::StatusOr<Socket> probe = Socket::Create(AF_INET, SOCK_STREAM);
+  EXPECT_TRUE(probe.ok()) << probe.status();
+  EXPECT_TRUE(probe->Bind(SocketAddress::Loopback(0)).ok());
+  const int port = probe->LocalAddress()->port();
+  EXPECT_TRUE(probe->Close().ok());
+  return port;
+}
+
 }  // namespace gevent::testing
 
 #endif  // GEVENT_SOCKET_TESTING_H_

@@ -15,6 +15,34 @@ namespace {
 using internal::Readiness;
 using internal::Side;
 
+// RegisterTransient: a Readiness for `fd`, which nothing in the stack has registered, for as long
+// as greenlets wait through it (see Readiness::transient). Registering reports the fd's state as
+// of now: a change since the caller last looked at it wakes the wait that follows.
+absl::StatusOr<Readiness*> RegisterTransient(Hub& hub, int fd) {
+  absl::StatusOr<EdgePoller*> poller = hub.edge_poller();
+  if (!poller.ok()) return poller.status();
+  auto made = std::make_unique<Readiness>(hub, **poller, fd, /*stream=*/false);
+  made->set_transient();
+  if (absl::Status registered = made->Register(); !registered.ok()) return registered;
+  return made.release();
+}
+
+// TransientUse: one greenlet's wait through a transient Readiness. Another may wait on the other
+// side through the same one: it goes with the last of them, whichever way each leaves (a kill
+// included).
+class TransientUse {
+ public:
+  explicit TransientUse(Readiness* readiness) : readiness_(readiness) { readiness_->AddUse(); }
+  TransientUse(const TransientUse&) = delete;
+  TransientUse& operator=(const TransientUse&) = delete;
+  ~TransientUse() {
+    if (readiness_->ReleaseUse()) delete readiness_;
+  }
+
+ private:
+  Readiness* readiness_;
+};
+
 absl::Status WaitFor(int fd, Side side, std::optional<absl::Duration> timeout,
                      const char* operation) {
   if (fd < 0) {
@@ -25,33 +53,19 @@ absl::Status WaitFor(int fd, Side side, std::optional<absl::Duration> timeout,
   if (readiness != nullptr && !readiness->transient()) {
     return readiness->WaitReady(side, timeout, operation);  // A socket's: its rules hold.
   }
-  bool polled = false;
-  if (readiness == nullptr) {
-    // Nothing in the stack has this fd registered: ask the kernel, and register it only to wait.
-    absl::StatusOr<bool> ready = Readiness::ReadyNow(fd, side, operation);
-    if (!ready.ok()) return ready.status();
-    if (*ready) return absl::OkStatus();
-    absl::StatusOr<EdgePoller*> poller = hub.edge_poller();
-    if (!poller.ok()) return poller.status();
-    auto made = std::make_unique<Readiness>(hub, **poller, fd, /*stream=*/false);
-    made->set_transient();
-    if (absl::Status registered = made->Register(); !registered.ok()) return registered;
-    readiness = made.release();
-    polled = true;
+  if (readiness != nullptr) {
+    TransientUse use(readiness);
+    return readiness->WaitReady(side, timeout, operation);
   }
-  // Another greenlet may wait on the other side through the same registration: it goes with
-  // the last of them, whichever way each leaves (a kill included).
-  readiness->AddUse();
-  struct ReleaseUse {
-    Readiness* readiness;
-    ~ReleaseUse() {
-      if (readiness->ReleaseUse()) delete readiness;
-    }
-  } release{readiness};
-  if (!polled) return readiness->WaitReady(side, timeout, operation);
-  // Registering reported the fd's state as of now: a change since the poll above is not lost.
+  // Nothing in the stack has this fd registered: ask the kernel, and register it only to wait.
+  absl::StatusOr<bool> ready = Readiness::ReadyNow(fd, side, operation);
+  if (!ready.ok()) return ready.status();
+  if (*ready) return absl::OkStatus();
+  absl::StatusOr<Readiness*> made = RegisterTransient(hub, fd);
+  if (!made.ok()) return made.status();
+  TransientUse use(*made);
   std::optional<absl::Time> deadline;
-  return readiness->Wait(side, &deadline, timeout, operation);
+  return (*made)->Wait(side, &deadline, timeout, operation);
 }
 
 }  // namespace
@@ -64,32 +78,20 @@ absl::Status PinnedWait(int fd, Side side, std::optional<absl::Duration> timeout
     return readiness->WaitReady(side, timeout, operation);  // A socket's after all.
   }
   if (readiness == nullptr) {
-    absl::StatusOr<EdgePoller*> poller = GetHub().edge_poller();
-    if (!poller.ok()) return poller.status();
-    auto made = std::make_unique<Readiness>(GetHub(), **poller, fd, /*stream=*/false);
-    made->set_transient();
-    // Registering reports the fd's state as of now: data that came after the EAGAIN wakes the
-    // wait below.
-    if (absl::Status registered = made->Register(); !registered.ok()) return registered;
-    readiness = made.release();
+    absl::StatusOr<Readiness*> made = RegisterTransient(GetHub(), fd);
+    if (!made.ok()) return made.status();
+    readiness = *made;
   }
   if (!readiness->pinned()) {
     readiness->set_pinned(true);
-    readiness->AddUse();
+    readiness->AddUse();  // The pin's own use, released by Unpin.
   }
-  readiness->AddUse();
-  struct ReleaseUse {
-    Readiness* readiness;
-    ~ReleaseUse() {
-      if (readiness->ReleaseUse()) delete readiness;
-    }
-  } release{readiness};
+  TransientUse use(readiness);
   std::optional<absl::Time> deadline;
   return readiness->Wait(side, &deadline, timeout, operation);
 }
 
 void Unpin(int fd) {
-  if (HubIfExists() == nullptr) return;
   Readiness* readiness = Readiness::Find(fd);
   if (readiness == nullptr || !readiness->pinned()) return;
   readiness->set_pinned(false);

@@ -135,6 +135,9 @@ class Scheduler {
     if (__builtin_expect(edge_poller_ == nullptr, 0)) return CreateEdgePoller();
     return edge_poller_.get();
   }
+  // existing_edge_poller: the edge poller if one was made, else null (never makes one: for
+  // lookups, which find nothing in a set that does not exist).
+  EdgePoller* existing_edge_poller() const { return edge_poller_.get(); }
 
   // Park switches to the hub until Resume(this greenlet, key) with one of `keys`, which it
   // returns. The building block of every wait: callers arrange for the wake-up first. Throws

@@ -74,9 +74,9 @@ absl::Status Readiness::Register() {
 Readiness* Readiness::Find(int fd) {
   Hub* hub = HubIfExists();
   if (hub == nullptr) return nullptr;
-  absl::StatusOr<EdgePoller*> poller = hub->edge_poller();
-  if (!poller.ok()) return nullptr;
-  EdgePoller::Handle* handle = (*poller)->Find(fd);
+  EdgePoller* poller = hub->existing_edge_poller();
+  if (poller == nullptr) return nullptr;
+  EdgePoller::Handle* handle = poller->Find(fd);
   // A Readiness is told by its callback (some other user of the poller may have the fd).
   if (handle == nullptr || handle->on_events != &Readiness::OnEvents) return nullptr;
   return static_cast<Readiness*>(handle);

@@ -6,6 +6,10 @@
 #include <stdexcept>
 #include <string>
 
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
 namespace loadgen {
 
 Histogram::Histogram() : counts_(new std::uint64_t[kBucketCount]()) {}
@@ -92,6 +96,89 @@ std::uint64_t Histogram::Percentile(double p) const {
     }
   }
   return max_;  // Unreachable: the counts add up to total_.
+}
+
+Histogram::Serialized Histogram::Export() const {
+  Serialized s;
+  s.count = total_;
+  s.min = min();
+  s.max = max_;
+  s.sum = sum_;
+  s.rejected = rejected_;
+  for (std::size_t i = 0; i < kBucketCount; ++i) {
+    if (counts_[i] != 0) s.buckets.emplace_back(i, counts_[i]);
+  }
+  return s;
+}
+
+std::string Histogram::ToJson() const {
+  const Serialized s = Export();
+  std::string out = absl::StrCat("{\"version\": ", s.version, ", \"precision_bits\": ",
+                                 s.precision_bits, ", \"bucket_count\": ", s.bucket_count,
+                                 ", \"count\": ", s.count, ", \"min\": ", s.min,
+                                 ", \"max\": ", s.max, ", \"sum\": ",
+                                 absl::StrFormat("%.17g", s.sum), ", \"rejected\": ", s.rejected,
+                                 ", \"buckets\": [");
+  for (std::size_t i = 0; i < s.buckets.size(); ++i) {
+    absl::StrAppend(&out, i == 0 ? "" : ", ", "[", s.buckets[i].first, ", ", s.buckets[i].second,
+                    "]");
+  }
+  out += "]}";
+  return out;
+}
+
+absl::StatusOr<Histogram> Histogram::Import(const Serialized& s) {
+  if (s.version != kSerialVersion) {
+    return absl::InvalidArgumentError(absl::StrCat("histogram version ", s.version,
+                                                   ", this loadgen reads ", kSerialVersion));
+  }
+  if (s.precision_bits != kPrecisionBits || s.bucket_count != kBucketCount) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "histogram bucket layout precision_bits ", s.precision_bits, " / bucket_count ",
+        s.bucket_count, ", this loadgen's is ", kPrecisionBits, " / ", kBucketCount));
+  }
+  if (!std::isfinite(s.sum) || s.sum < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("histogram sum ", s.sum, " is not a sum"));
+  }
+  Histogram h;
+  std::uint64_t total = 0;
+  for (std::size_t i = 0; i < s.buckets.size(); ++i) {
+    const auto [index, count] = s.buckets[i];
+    if (index >= kBucketCount) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("histogram bucket index ", index, " out of range (", kBucketCount, ")"));
+    }
+    if (i > 0 && index <= s.buckets[i - 1].first) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("histogram bucket index ", index, " not after ", s.buckets[i - 1].first));
+    }
+    if (count == 0 || total + count < total) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("histogram bucket ", index, " has a bad count ", count));
+    }
+    h.counts_[index] = count;
+    total += count;
+  }
+  if (total != s.count) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("histogram bucket counts add up to ", total, ", not count ", s.count));
+  }
+  if (total > 0) {
+    const std::size_t first = static_cast<std::size_t>(s.buckets.front().first);
+    const std::size_t last = static_cast<std::size_t>(s.buckets.back().first);
+    if (s.min > s.max || BucketIndex(s.min) != first || BucketIndex(s.max) != last) {
+      return absl::InvalidArgumentError(absl::StrCat("histogram min ", s.min, " / max ", s.max,
+                                                     " disagree with its buckets"));
+    }
+    h.min_ = s.min;
+    h.max_ = s.max;
+  } else if (s.min != 0 || s.max != 0 || s.sum != 0) {
+    return absl::InvalidArgumentError("empty histogram with a non-zero min, max or sum");
+  }
+  h.total_ = total;
+  h.sum_ = s.sum;
+  h.rejected_ = s.rejected;
+  return h;
 }
 
 }  // namespace loadgen

@@ -23,7 +23,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <utility>
+#include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
 namespace loadgen {
@@ -91,6 +95,35 @@ class Histogram {
   }
   static std::uint64_t BucketLow(std::size_t index);
   static std::uint64_t BucketHigh(std::size_t index);
+
+  // Serialisation (loadgen's --json, `loadgen merge`): the whole histogram, exact. Only the
+  // non-empty buckets are kept, as (index, count) pairs in increasing index order; with the
+  // layout (precision_bits, bucket_count) and the exact totals, Import(Export()) gives back a
+  // histogram whose every count, percentile, min, max and mean equal the original's.
+  //
+  // ToJson writes it as one JSON object on one line:
+  //   {"version": 1, "precision_bits": 7, "bucket_count": 7424, "count": 3, "min": 5,
+  //    "max": 900, "sum": 1005, "rejected": 0, "buckets": [[5, 2], [517, 1]]}
+  // "sum" is written with 17 significant digits, so the double reads back bit for bit.
+  static constexpr int kSerialVersion = 1;
+  struct Serialized {
+    int version = kSerialVersion;
+    int precision_bits = kPrecisionBits;
+    std::uint64_t bucket_count = kBucketCount;
+    std::uint64_t count = 0;
+    std::uint64_t min = 0;  // 0 when empty, as min().
+    std::uint64_t max = 0;
+    double sum = 0;
+    std::uint64_t rejected = 0;
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> buckets;  // (index, count), count > 0.
+  };
+  Serialized Export() const;
+  std::string ToJson() const;
+  // Import checks the version and the layout (InvalidArgument naming the field: "version 2, this
+  // loadgen reads 1", "bucket layout precision_bits 5 / bucket_count 3712, this loadgen's is
+  // 7 / 7424"), the bucket indexes (in range, strictly increasing), and that the counts add up to
+  // `count` and agree with min and max (min and max fall in the first and last non-empty buckets).
+  static absl::StatusOr<Histogram> Import(const Serialized& s);
 
  private:
   std::unique_ptr<std::uint64_t[]> counts_;  // kBucketCount entries.

@@ -204,6 +204,7 @@ std::string JsonString(absl::string_view text) {
 
 std::string ToJson(const RunResult& r) {
   std::string out = "{\n";
+  absl::StrAppend(&out, "  \"format_version\": ", kJsonFormatVersion, ",\n");
   absl::StrAppend(&out, "  \"server\": ", JsonString(r.server), ",\n");
   absl::StrAppend(&out, "  \"clients\": ", r.clients, ",\n");
   absl::StrAppend(&out, "  \"client_threads\": ", r.client_threads, ",\n");
@@ -222,12 +223,18 @@ std::string ToJson(const RunResult& r) {
                   r.open_loop() ? JsonNumber(r.rate_reached_share()) : std::string("null"), ",\n");
   absl::StrAppend(&out, "  \"rate_missed\": ", r.rate_missed() ? "true" : "false", ",\n");
   absl::StrAppend(&out, "  \"messages\": ", r.messages, ",\n");
+  absl::StrAppend(&out, "  \"bytes\": ", r.bytes, ",\n");
   absl::StrAppend(&out, "  \"messages_per_second\": ", JsonNumber(r.messages_per_second()), ",\n");
   absl::StrAppend(&out, "  \"megabytes_per_second\": ", JsonNumber(r.megabytes_per_second()),
                   ",\n");
   absl::StrAppend(&out, "  \"latency_us\": ", LatencyJson(r.latency), ",\n");
   if (r.open_loop()) {
     absl::StrAppend(&out, "  \"uncorrected_latency_us\": ", LatencyJson(r.uncorrected), ",\n");
+  }
+  // The whole histograms, for `loadgen merge` (merge.h).
+  absl::StrAppend(&out, "  \"latency_histogram\": ", r.latency.ToJson(), ",\n");
+  if (r.open_loop()) {
+    absl::StrAppend(&out, "  \"uncorrected_latency_histogram\": ", r.uncorrected.ToJson(), ",\n");
   }
   absl::StrAppend(&out, "  \"switches\": ", r.switches, ",\n");
   absl::StrAppend(&out, "  \"switches_per_second\": ", JsonNumber(r.switches_per_second()), ",\n");
@@ -238,6 +245,12 @@ std::string ToJson(const RunResult& r) {
   absl::StrAppend(&out, "  \"loop_iterations\": ", r.loop_iterations, ",\n");
   absl::StrAppend(&out, "  \"callbacks_run\": ", r.callbacks_run, ",\n");
   const double per_msg = r.messages > 0 ? 1e6 / static_cast<double>(r.messages) : NAN;
+  absl::StrAppend(&out, "  \"client_cpu_seconds\": ", absl::StrFormat("%.17g", r.client_cpu_seconds),
+                  ",\n");
+  absl::StrAppend(&out, "  \"server_cpu_seconds\": ",
+                  r.server_cpu_seconds >= 0 ? absl::StrFormat("%.17g", r.server_cpu_seconds)
+                                            : std::string("null"),
+                  ",\n");
   absl::StrAppend(&out, "  \"client_cpu_us_per_message\": ",
                   JsonNumber(r.client_cpu_seconds * per_msg), ",\n");
   absl::StrAppend(&out, "  \"server_cpu_us_per_message\": ",

@@ -126,7 +126,13 @@ std::string FormatProgressLine(const IntervalStats& interval);
 // below 95% of the rate asked (the exit code does not change, as with wrk2).
 std::string FormatReport(const RunResult& result);
 
-// ToJson: the result as one JSON object (ends with a newline). Keys: messages_per_second,
+// kJsonFormatVersion: ToJson's "format_version"; `loadgen merge` reads only this version.
+inline constexpr int kJsonFormatVersion = 1;
+
+// ToJson: the result as one JSON object (ends with a newline). Keys: format_version,
+// latency_histogram and uncorrected_latency_histogram (open loop) (Histogram::ToJson: the whole
+// histogram, for `loadgen merge`, merge.h), bytes, client_cpu_seconds, server_cpu_seconds (null
+// for an external server), messages_per_second,
 // latency_us {p50, p90, p99, p999, max, mean}, uncorrected_latency_us (open loop), switches_per_message,
 // ns_per_switch, loop_iterations, callbacks_run, errors (total), errors_by_kind, series [{elapsed_s, messages_per_second, ...}], and
 // the run's parameters, interrupted (bool) and signal ("SIGINT", "SIGTERM" or null), rate_asked

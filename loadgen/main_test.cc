@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -229,6 +230,97 @@ TEST(MainTest, NegativeWarmupIsAUsageError) {
   Child child({"--warmup=-1s"});
   EXPECT_EQ(child.Wait(), 2);
   EXPECT_EQ(child.err(), "loadgen: --warmup=-1s: must be zero or positive and finite\n");
+}
+
+// The number after `"key": ` in a loadgen JSON document (the first occurrence; -1 if none).
+long long JsonInteger(const std::string& text, const std::string& key) {
+  const std::string needle = absl::StrCat("\"", key, "\": ");
+  const std::size_t at = text.find(needle);
+  if (at == std::string::npos) return -1;
+  return std::atoll(text.c_str() + at + needle.size());
+}
+
+// Two real runs against the embedded echo server, merged: the merged histogram counts every
+// sample of both, the merged messages are the sum, and the merged JSON merges again.
+TEST(MainTest, MergeOfTwoRealRunsCountsEverySample) {
+  const std::string a = TempPath("merge_a.json");
+  const std::string b = TempPath("merge_b.json");
+  const std::string m = TempPath("merge_m.json");
+  for (const std::string& path : {a, b}) {
+    Child run({"--clients=4", "--warmup=0s", "--duration=300ms", "--progress=false",
+               "--json=" + path});
+    ASSERT_EQ(run.Wait(), 0) << run.out() << run.err();
+  }
+  const std::string ja = ReadAll(a);
+  const std::string jb = ReadAll(b);
+  const long long messages_a = JsonInteger(ja, "messages");
+  const long long messages_b = JsonInteger(jb, "messages");
+  ASSERT_GT(messages_a, 0) << ja;
+  ASSERT_GT(messages_b, 0) << jb;
+  const std::size_t histogram_a = ja.find("\"latency_histogram\": {\"version\": 1, ");
+  const std::size_t histogram_b = jb.find("\"latency_histogram\": {\"version\": 1, ");
+  ASSERT_NE(histogram_a, std::string::npos) << ja;
+  ASSERT_NE(histogram_b, std::string::npos) << jb;
+  const long long samples_a = JsonInteger(ja.substr(histogram_a), "count");
+  const long long samples_b = JsonInteger(jb.substr(histogram_b), "count");
+  ASSERT_GT(samples_a, 0) << ja;
+  ASSERT_GT(samples_b, 0) << jb;
+
+  Child merge({"merge", a, b, "--json=" + m});
+  ASSERT_EQ(merge.Wait(), 0) << merge.out() << merge.err();
+  EXPECT_EQ(merge.err(), "");
+  EXPECT_TRUE(absl::StartsWith(merge.out(), absl::StrCat("merged 2 runs: ", a, ", ", b, "\n")))
+      << merge.out();
+  EXPECT_TRUE(absl::StrContains(merge.out(), "loadgen: 8 clients (2 client threads)"))
+      << merge.out();
+  EXPECT_TRUE(absl::StrContains(merge.out(),
+                                absl::StrCat("messages              ", messages_a + messages_b,
+                                             " in ")))
+      << merge.out();
+  const std::string jm = ReadAll(m);
+  EXPECT_EQ(JsonInteger(jm, "messages"), messages_a + messages_b) << jm;
+  const std::size_t histogram = jm.find("\"latency_histogram\": ");
+  ASSERT_NE(histogram, std::string::npos) << jm;
+  EXPECT_EQ(JsonInteger(jm.substr(histogram), "count"), samples_a + samples_b) << jm;
+
+  // The merged file merges again: with A once more, three runs' samples.
+  Child again({"merge", m, a});
+  ASSERT_EQ(again.Wait(), 0) << again.out() << again.err();
+  EXPECT_TRUE(absl::StrContains(again.out(),
+                                absl::StrCat("messages              ",
+                                             2 * messages_a + messages_b, " in ")))
+      << again.out();
+}
+
+// Bad input through the binary: no file is a usage error (2); a missing or non-JSON file is an
+// input error (3) naming the file.
+TEST(MainTest, MergeBadInputExitCodes) {
+  {
+    Child merge({"merge"});
+    EXPECT_EQ(merge.Wait(), 2);
+    EXPECT_EQ(merge.err(),
+              "loadgen merge: no input file (usage: loadgen merge [--json=OUT] FILE.json...)\n");
+  }
+  const std::string missing = TempPath("merge_missing.json");
+  std::remove(missing.c_str());
+  {
+    Child merge({"merge", missing});
+    EXPECT_EQ(merge.Wait(), 3);
+    EXPECT_EQ(merge.err(), absl::StrCat("loadgen merge: ", missing,
+                                        ": cannot open: No such file or directory\n"));
+    EXPECT_EQ(merge.out(), "");
+  }
+  const std::string text = TempPath("merge_text.json");
+  {
+    std::ofstream out(text);
+    out << "{\"format_version\": 1,";
+  }
+  {
+    Child merge({"merge", text});
+    EXPECT_EQ(merge.Wait(), 3);
+    EXPECT_TRUE(absl::StartsWith(merge.err(), absl::StrCat("loadgen merge: ", text, ": not JSON: ")))
+        << merge.err();
+  }
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -98,6 +99,19 @@ std::uint64_t Histogram::Percentile(double p) const {
   return max_;  // Unreachable: the counts add up to total_.
 }
 
+namespace {
+
+// ExactNumber: the shortest of %.15g..%.17g that reads back as the same double.
+std::string ExactNumber(double v) {
+  for (int precision = 15; precision < 17; ++precision) {
+    std::string text = absl::StrFormat("%.*g", precision, v);
+    if (std::strtod(text.c_str(), nullptr) == v) return text;
+  }
+  return absl::StrFormat("%.17g", v);
+}
+
+}  // namespace
+
 Histogram::Serialized Histogram::Export() const {
   Serialized s;
   s.count = total_;
@@ -117,7 +131,7 @@ std::string Histogram::ToJson() const {
                                  s.precision_bits, ", \"bucket_count\": ", s.bucket_count,
                                  ", \"count\": ", s.count, ", \"min\": ", s.min,
                                  ", \"max\": ", s.max, ", \"sum\": ",
-                                 absl::StrFormat("%.17g", s.sum), ", \"rejected\": ", s.rejected,
+                                 ExactNumber(s.sum), ", \"rejected\": ", s.rejected,
                                  ", \"buckets\": [");
   for (std::size_t i = 0; i < s.buckets.size(); ++i) {
     absl::StrAppend(&out, i == 0 ? "" : ", ", "[", s.buckets[i].first, ", ", s.buckets[i].second,

@@ -104,7 +104,7 @@ class Histogram {
   // ToJson writes it as one JSON object on one line:
   //   {"version": 1, "precision_bits": 7, "bucket_count": 7424, "count": 3, "min": 5,
   //    "max": 900, "sum": 1005, "rejected": 0, "buckets": [[5, 2], [517, 1]]}
-  // "sum" is written with 17 significant digits, so the double reads back bit for bit.
+  // "sum" is written with as many digits (15 to 17) as it takes to read back bit for bit.
   static constexpr int kSerialVersion = 1;
   struct Serialized {
     int version = kSerialVersion;

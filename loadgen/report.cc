@@ -4,6 +4,7 @@
 #include <csignal>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
@@ -52,6 +53,16 @@ double Micros(std::uint64_t ns) { return static_cast<double>(ns) / 1000.0; }
 std::string JsonNumber(double v) {
   if (!std::isfinite(v)) return "null";
   return absl::StrFormat("%.6g", v);
+}
+
+// ExactNumber: the shortest of %.15g..%.17g that reads back as the same double.
+std::string ExactNumber(double v) {
+  if (!std::isfinite(v)) return "null";
+  for (int precision = 15; precision < 17; ++precision) {
+    std::string text = absl::StrFormat("%.*g", precision, v);
+    if (std::strtod(text.c_str(), nullptr) == v) return text;
+  }
+  return absl::StrFormat("%.17g", v);
 }
 
 std::string LatencyJson(const Histogram& h) {
@@ -212,7 +223,7 @@ std::string ToJson(const RunResult& r) {
   absl::StrAppend(&out, "  \"message_size\": ", r.message_size, ",\n");
   absl::StrAppend(&out, "  \"pipeline\": ", r.pipeline, ",\n");
   absl::StrAppend(&out, "  \"rate\": ", JsonNumber(r.rate), ",\n");
-  absl::StrAppend(&out, "  \"seconds\": ", JsonNumber(r.seconds), ",\n");
+  absl::StrAppend(&out, "  \"seconds\": ", ExactNumber(r.seconds), ",\n");
   absl::StrAppend(&out, "  \"seconds_asked\": ", JsonNumber(r.seconds_asked), ",\n");
   absl::StrAppend(&out, "  \"interrupted\": ", r.interrupted ? "true" : "false", ",\n");
   absl::StrAppend(&out, "  \"signal\": ",
@@ -245,10 +256,10 @@ std::string ToJson(const RunResult& r) {
   absl::StrAppend(&out, "  \"loop_iterations\": ", r.loop_iterations, ",\n");
   absl::StrAppend(&out, "  \"callbacks_run\": ", r.callbacks_run, ",\n");
   const double per_msg = r.messages > 0 ? 1e6 / static_cast<double>(r.messages) : NAN;
-  absl::StrAppend(&out, "  \"client_cpu_seconds\": ", absl::StrFormat("%.17g", r.client_cpu_seconds),
+  absl::StrAppend(&out, "  \"client_cpu_seconds\": ", ExactNumber(r.client_cpu_seconds),
                   ",\n");
   absl::StrAppend(&out, "  \"server_cpu_seconds\": ",
-                  r.server_cpu_seconds >= 0 ? absl::StrFormat("%.17g", r.server_cpu_seconds)
+                  r.server_cpu_seconds >= 0 ? ExactNumber(r.server_cpu_seconds)
                                             : std::string("null"),
                   ",\n");
   absl::StrAppend(&out, "  \"client_cpu_us_per_message\": ",

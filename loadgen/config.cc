@@ -35,8 +35,8 @@ ABSL_FLAG(double, rate, 0,
           "messages/s in total; latency is measured from each message's intended send time "
           "(coordinated-omission correction, as wrk2), the uncorrected figure beside it");
 ABSL_FLAG(std::string, json, "",
-          "write the full result as JSON to this file (created before the run: an unwritable "
-          "path exits 3 at once)");
+          "write the full result as JSON to this file, latency histograms included for "
+          "`loadgen merge` (created before the run: an unwritable path exits 3 at once)");
 ABSL_FLAG(bool, progress, true, "print a progress line every second");
 
 namespace loadgen {
@@ -156,7 +156,8 @@ gevent::UsageSpec LoadgenUsage() {
       "drives greenlet clients against an echo server and reports throughput, latency and "
       "greenlet switch cost.\n"
       "  loadgen                        # embedded echo server, 1000 clients, 10 s\n"
-      "  loadgen --target=HOST:PORT     # an external TCP echo server";
+      "  loadgen --target=HOST:PORT     # an external TCP echo server\n"
+      "  loadgen merge A.json B.json    # one report of runs on several machines (merge --help)";
   // This package's flags (abseil's default filter matches files named after the binary, which
   // would hide config.cc's).
   spec.file_part = "loadgen/";

@@ -38,7 +38,8 @@
 // "loadgen merge: b.json: not JSON: expected a value at offset 0".
 //
 // A note for new RunResult fields: ResultFromJson and MergeResults list every field they read and
-// how it merges; a field they do not know is ignored (it reads as its default).
+// how it merges; a field they do not know is ignored (it reads as its default), except an
+// error kind in "errors_by_kind" that ErrorKindName does not name, which is an input error.
 //
 // Thread-safety: pure functions, except MergeMain (reads and writes files, prints).
 #ifndef LOADGEN_MERGE_H_

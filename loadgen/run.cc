@@ -389,6 +389,17 @@ absl::StatusOr<RunResult> RunLoad(const Config& config, const RunOptions& option
   if (server) result.server_cpu_seconds = std::max(cpu_process - cpu_clients - cpu_main, 0.0);
 
   stop_all();
+  // The whole run's counts, now that no client sends any more.
+  sampler.Take(&now);
+  result.whole_run = now.sum.counts;
+  for (auto& t : threads) {
+    if (result.first_server_error.empty()) {
+      result.first_server_error = t->counters().FirstErrorText(ErrorKind::kServerError);
+    }
+    if (result.first_malformed.empty()) {
+      result.first_malformed = t->counters().FirstErrorText(ErrorKind::kMalformed);
+    }
+  }
   return result;
 }
 

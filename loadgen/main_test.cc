@@ -12,6 +12,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -229,6 +230,28 @@ TEST(MainTest, NegativeWarmupIsAUsageError) {
   Child child({"--warmup=-1s"});
   EXPECT_EQ(child.Wait(), 2);
   EXPECT_EQ(child.err(), "loadgen: --warmup=-1s: must be zero or positive and finite\n");
+}
+
+// Bad protocol options are usage errors naming the flag; nothing runs.
+TEST(MainTest, BadProtocolOptionsAreUsageErrors) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--protocol=ftp"}, "loadgen: --protocol=ftp: must be echo, redis or http\n"},
+      {{"--protocol=redis", "--target=127.0.0.1:1", "--ratio=abc"},
+       "loadgen: --ratio=abc: must be SET:GET, two non-negative integers (e.g. 1:10)\n"},
+      {{"--protocol=http", "--target=127.0.0.1:1", "--path=nope"},
+       "loadgen: --path=nope: must start with '/'\n"},
+      {{"--protocol=http", "--target=127.0.0.1:1", "--header=NoColon"},
+       "loadgen: --header=NoColon: must be NAME:VALUE (no colon)\n"},
+      {{"--protocol=redis"},
+       "loadgen: --protocol=redis: needs --target=HOST:PORT (the embedded server speaks echo "
+       "only)\n"},
+  };
+  for (const auto& [args, message] : cases) {
+    Child child(args);
+    EXPECT_EQ(child.Wait(), 2) << message;
+    EXPECT_EQ(child.err(), message);
+    EXPECT_EQ(child.out(), "");
+  }
 }
 
 }  // namespace

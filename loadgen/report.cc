@@ -176,7 +176,13 @@ std::string FormatReport(const RunResult& r) {
     absl::StrAppendFormat(&out, " (%d server thread%s)", r.server_threads,
                           r.server_threads == 1 ? "" : "s");
   }
-  absl::StrAppendFormat(&out, ", %d-byte messages, pipeline %d, %s\n", r.message_size, r.pipeline,
+  const bool echo = r.protocol == "echo";
+  if (echo) {
+    absl::StrAppendFormat(&out, ", %d-byte messages", r.message_size);
+  } else {
+    absl::StrAppendFormat(&out, ", %s requests", r.protocol);
+  }
+  absl::StrAppendFormat(&out, ", pipeline %d, %s\n", r.pipeline,
                         r.open_loop() ? absl::StrFormat("open loop at %.0f msg/s", r.rate)
                                       : std::string("closed loop"));
   if (r.interrupted) {
@@ -196,7 +202,7 @@ std::string FormatReport(const RunResult& r) {
     out += LatencyLine("from intended send", r.latency);
     out += LatencyLine("from actual send", r.uncorrected);
   } else {
-    out += LatencyLine("send to echo", r.latency);
+    out += LatencyLine(echo ? "send to echo" : "request to reply", r.latency);
   }
   out += "greenlets\n";
   absl::StrAppendFormat(&out, "  switches              %.0f /s, %.2f per message\n",

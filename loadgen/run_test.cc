@@ -309,7 +309,7 @@ TEST(RunTest, HttpServerThatClosesIsReconnectedAndCountedNotAnError) {
   EXPECT_GT(r->messages, 0u);
   EXPECT_EQ(r->counts[static_cast<std::size_t>(Count::kHttp2xx)], r->messages);
   EXPECT_GT(r->counts[static_cast<std::size_t>(Count::kServerCloses)], 0u);
-  EXPECT_GE(r->connects, r->messages);
+  EXPECT_GE(r->connects + c.clients, r->messages);
 }
 
 TEST(RunTest, HttpServerThatClosesBeforeAnyResponseIsAnError) {
@@ -334,7 +334,8 @@ TEST(RunTest, EchoWithRequestsPerConnectionReconnects) {
   absl::StatusOr<RunResult> r = RunLoad(c, Quiet());
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(TotalErrors(r->errors), 0u) << FormatReport(*r);
-  EXPECT_GE(r->connects, r->messages / 3);
+  // Connections made just before the window may complete requests inside it.
+  EXPECT_GE(r->connects + c.clients, r->messages / 3);
   EXPECT_GT(r->counts[static_cast<std::size_t>(Count::kPlannedReconnects)], 0u);
 }
 

@@ -60,6 +60,13 @@ void ThreadCounters::RecordReply(std::int64_t latency_ns, std::int64_t uncorrect
   PublishHub(hub);
 }
 
+void ThreadCounters::AddSent(std::uint64_t requests, std::uint64_t sets, std::uint64_t gets) {
+  std::lock_guard<std::mutex> lock(mu_);
+  totals_.counts[static_cast<std::size_t>(Count::kRequestsSent)] += requests;
+  totals_.counts[static_cast<std::size_t>(Count::kSetsSent)] += sets;
+  totals_.counts[static_cast<std::size_t>(Count::kGetsSent)] += gets;
+}
+
 void ThreadCounters::AddCount(Count count, std::uint64_t n) {
   std::lock_guard<std::mutex> lock(mu_);
   totals_.counts[static_cast<std::size_t>(count)] += n;
@@ -493,11 +500,7 @@ class Client {
           return ClassifyIo(sent);
         }
         count += batch;
-        ctx_.counters->AddCount(Count::kRequestsSent, batch);
-        if (redis) {
-          if (sets > 0) ctx_.counters->AddCount(Count::kSetsSent, sets);
-          if (batch > sets) ctx_.counters->AddCount(Count::kGetsSent, batch - sets);
-        }
+        ctx_.counters->AddSent(batch, redis ? sets : 0, redis ? batch - sets : 0);
       }
       // Wait for reply bytes (as Converse: the sweeper enforces the response timeout; open loop
       // also wakes for the next send).

@@ -18,6 +18,15 @@
 // (10 ms doubling to 500 ms, so a refusing server is not hammered) and connects again. Messages in
 // flight at an error are lost, not counted.
 //
+// Protocols (ClientOptions::protocol, protocol.h). Echo is the above. Redis and http keep the same
+// connection, pipeline, open-loop, timeout and drain rules, but format requests (all that are due
+// in one send, into a buffer reused for the connection's life) and parse replies from a
+// gevent::BufferedReader's buffer over a gevent::Stream without copying them; a malformed reply is
+// an error (kMalformed, its description with the stream offset kept), a redis error reply is
+// counted (kServerError) on a connection that stays up, an http server closing a keep-alive
+// connection after a response is a counted reconnect (Count::kServerCloses), not an error. With
+// requests_per_connection the client reconnects, without back-off, after that many replies.
+//
 // Message contents: message k of client c is a slice of a fixed pseudo-random byte string starting
 // at offset (c * 131 + k * 97) mod 251, so consecutive messages of a connection all differ (a
 // stale, repeated or reordered echo is a mismatch) and building one costs nothing.
@@ -126,6 +135,8 @@ class ThreadCounters {
   // none), under the same lock.
   void RecordReply(std::int64_t latency_ns, std::int64_t uncorrected_ns, std::uint64_t bytes,
                    Count count, const gevent::HubStats& hub);
+  // AddSent: one send's requests (and of them SETs and GETs), under one lock.
+  void AddSent(std::uint64_t requests, std::uint64_t sets, std::uint64_t gets);
   // AddCount: `n` more of `count`.
   void AddCount(Count count, std::uint64_t n);
   void RecordError(ErrorKind kind, const gevent::HubStats& hub);

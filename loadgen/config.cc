@@ -16,9 +16,11 @@ ABSL_FLAG(absl::Duration, duration, absl::Seconds(10),
 ABSL_FLAG(absl::Duration, warmup, absl::Seconds(1),
           "time to run before measuring (connections are made first; 0 for none)");
 ABSL_FLAG(int, message_size, 64,
-          "bytes per message, 1..65536 (and --pipeline * --message_size at most 65536); each "
-          "message is echoed back whole");
-ABSL_FLAG(int, pipeline, 1, "messages in flight per client");
+          "echo: bytes per message, 1..65536 (and --pipeline * --message_size at most 65536); "
+          "each message is echoed back whole");
+ABSL_FLAG(int, pipeline, 1,
+          "messages (requests) in flight per client; http: HTTP/1.1 pipelining, redis: RESP "
+          "pipelining");
 ABSL_FLAG(std::string, target, "",
           "HOST:PORT of an external echo server; empty runs the embedded server on 127.0.0.1:0");
 ABSL_FLAG(int, client_threads, 1, "client threads, one hub each; clients are spread evenly");

@@ -166,7 +166,9 @@ std::string FormatReport(const RunResult& result);
 // ns_per_switch, loop_iterations, callbacks_run, errors (total), errors_by_kind, series [{elapsed_s, messages_per_second, ...}], and
 // the run's parameters, interrupted (bool) and signal ("SIGINT", "SIGTERM" or null), rate_asked
 // and rate_reached_share (null for a closed loop), rate_missed, server_connection_errors (null
-// for an external server). Non-finite numbers are written as null.
+// for an external server), protocol, connects, connects_per_second, connect_latency_us, counts
+// and whole_run_counts {requests_sent, sets_sent, ..., http_4xx, server_closes, ...},
+// first_server_error and first_malformed (null when none). Non-finite numbers are written as null.
 std::string ToJson(const RunResult& result);
 
 // JsonString: `text` as a quoted JSON string (quotes, backslashes and control characters

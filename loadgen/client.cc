@@ -456,6 +456,7 @@ class Client {
       ~Unwatch() { *w = Watch(); }
     } unwatch{watch_};
     watch_->waiting = &socket;
+    // Requests and replies go through the Stream (TLS will wrap the connection here).
     gevent::SocketStream stream(socket);
     gevent::BufferedReader reader(stream, {.capacity = 4096, .max_buffered = 1024 * 1024 + 4096});
     const std::uint64_t limit = o.requests_per_connection;
@@ -494,7 +495,7 @@ class Client {
         ++sent_here;
       }
       if (batch > 0) {
-        const absl::Status sent = socket.SendAll(out_, send_timeout);
+        const absl::Status sent = stream.SendAll(out_, send_timeout);
         if (!sent.ok()) {
           if (ctx_.stopping) return std::nullopt;
           return ClassifyIo(sent);
@@ -554,6 +555,12 @@ class Client {
         const Reply r = redis ? ParseRedisReply(bytes, m.command) : ParseHttpResponse(bytes);
         if (r.state == ParseState::kIncomplete) break;
         if (r.state == ParseState::kMalformed) return Malformed(r, bytes, reader.offset());
+        if (!redis && r.status < 200 && r.status != 101) {
+          // An interim response (100 Continue, 103 Early Hints): the final one follows.
+          ctx_.counters->AddCount(Count::kHttp1xx, 1);
+          reader.Consume(r.consumed);
+          continue;
+        }
         Count counted = Count::kCount;
         if (redis) {
           if (r.outcome == Reply::kError) {

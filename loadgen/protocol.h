@@ -11,10 +11,12 @@
 // reply must be +OK; a GET reply a bulk string ($<n> and n bytes) or nil ($-1: a miss). An error
 // reply (-ERR ..., -WRONGTYPE ...) to either is a server error: counted, the connection kept.
 //
-// HTTP. The request is fixed for a run ("GET <path> HTTP/1.1", Host, the --header lines), built
+// HTTP. GET only, HTTP/1.1 keep-alive; --pipeline requests in flight are HTTP/1.1 pipelining.
+// The request is fixed for a run ("GET <path> HTTP/1.1", Host, the --header lines), built
 // once. A response is a status line "HTTP/1.x NNN ...", headers up to an empty line (CRLF or LF
 // line ends), and a body framed by Content-Length or chunked transfer coding (chunk extensions
-// and trailers skipped); 1xx, 204 and 304 have none. A response with neither (a body to the end
+// and trailers skipped); 1xx, 204 and 304 have none (the client counts an interim 1xx and reads
+// on to the final response). A response with neither (a body to the end
 // of the connection) is reported as malformed: a load generator needs framed responses. The
 // whole response must fit the reader's buffer (1 MiB); larger is malformed too.
 //

@@ -141,10 +141,11 @@ std::string ProtocolSection(const RunResult& r) {
                           C(r.whole_run, Count::kSetsSent), C(r.whole_run, Count::kGetsSent));
   } else if (r.protocol == "http") {
     out += "http\n";
-    absl::StrAppendFormat(&out, "  responses             2xx %d, 3xx %d, 4xx %d, 5xx %d, 1xx %d\n",
+    absl::StrAppendFormat(&out, "  responses             2xx %d, 3xx %d, 4xx %d, 5xx %d, 1xx (interim) %d\n",
                           C(c, Count::kHttp2xx), C(c, Count::kHttp3xx), C(c, Count::kHttp4xx),
                           C(c, Count::kHttp5xx), C(c, Count::kHttp1xx));
-    const std::uint64_t non = C(c, Count::kHttp1xx) + C(c, Count::kHttp4xx) + C(c, Count::kHttp5xx);
+    // As wrk: final responses outside 200..399 (interim 1xx responses are not final).
+    const std::uint64_t non = C(c, Count::kHttp4xx) + C(c, Count::kHttp5xx);
     if (non > 0) absl::StrAppendFormat(&out, "  Non-2xx or 3xx responses: %d\n", non);
     absl::StrAppendFormat(&out, "  server closes         %d (reconnected)\n",
                           C(c, Count::kServerCloses));

@@ -339,5 +339,25 @@ TEST(RunTest, EchoWithRequestsPerConnectionReconnects) {
   EXPECT_GT(r->counts[static_cast<std::size_t>(Count::kPlannedReconnects)], 0u);
 }
 
+TEST(RunTest, HttpInterimResponsesAreCountedAndTheFinalOneCompletesTheRequest) {
+  MisbehavingServer server([](gevent::Socket conn, const gevent::SocketAddress&) {
+    while (Answer(conn,
+                  "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                  "\r\n2\r\nok\r\n0\r\n\r\n")) {
+    }
+  });
+  ASSERT_TRUE(server.Start().ok());
+  Config c = ShortRun();
+  c.protocol = "http";
+  c.clients = 2;
+  c.target = server.target();
+  absl::StatusOr<RunResult> r = RunLoad(c, Quiet());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(TotalErrors(r->errors), 0u) << FormatReport(*r);
+  EXPECT_GT(r->messages, 0u);
+  EXPECT_EQ(r->counts[static_cast<std::size_t>(Count::kHttp2xx)], r->messages);
+  EXPECT_GT(r->counts[static_cast<std::size_t>(Count::kHttp1xx)], 0u);
+}
+
 }  // namespace
 }  // namespace loadgen

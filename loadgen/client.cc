@@ -18,8 +18,11 @@
 #include "hub/hub.h"
 #include "hub/lock.h"
 #include "hub/spawn.h"
+#include "absl/strings/str_cat.h"
+#include "socket/buffered_reader.h"
 #include "socket/resolve.h"
 #include "socket/socket.h"
+#include "socket/stream.h"
 
 namespace loadgen {
 
@@ -44,6 +47,56 @@ void ThreadCounters::RecordMessage(std::int64_t latency_ns, std::int64_t uncorre
   ++totals_.messages;
   totals_.bytes += bytes;
   PublishHub(hub);
+}
+
+void ThreadCounters::RecordReply(std::int64_t latency_ns, std::int64_t uncorrected_ns,
+                                 std::uint64_t bytes, Count count, const gevent::HubStats& hub) {
+  std::lock_guard<std::mutex> lock(mu_);
+  latency_.Record(static_cast<std::uint64_t>(std::max<std::int64_t>(latency_ns, 0)));
+  if (uncorrected_ns >= 0) uncorrected_.Record(static_cast<std::uint64_t>(uncorrected_ns));
+  ++totals_.messages;
+  totals_.bytes += bytes;
+  if (count != Count::kCount) ++totals_.counts[static_cast<std::size_t>(count)];
+  PublishHub(hub);
+}
+
+void ThreadCounters::AddSent(std::uint64_t requests, std::uint64_t sets, std::uint64_t gets) {
+  std::lock_guard<std::mutex> lock(mu_);
+  totals_.counts[static_cast<std::size_t>(Count::kRequestsSent)] += requests;
+  totals_.counts[static_cast<std::size_t>(Count::kSetsSent)] += sets;
+  totals_.counts[static_cast<std::size_t>(Count::kGetsSent)] += gets;
+}
+
+void ThreadCounters::AddCount(Count count, std::uint64_t n) {
+  std::lock_guard<std::mutex> lock(mu_);
+  totals_.counts[static_cast<std::size_t>(count)] += n;
+}
+
+void ThreadCounters::RecordErrorText(ErrorKind kind, absl::string_view why,
+                                     const gevent::HubStats& hub) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++totals_.errors[static_cast<std::size_t>(kind)];
+  std::string* first = kind == ErrorKind::kServerError ? &first_server_error_ : &first_malformed_;
+  if (first->empty()) first->assign(why.data(), why.size());
+  PublishHub(hub);
+}
+
+void ThreadCounters::NoteErrorText(ErrorKind kind, absl::string_view why) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string* first = kind == ErrorKind::kServerError ? &first_server_error_ : &first_malformed_;
+  if (first->empty()) first->assign(why.data(), why.size());
+}
+
+std::string ThreadCounters::FirstErrorText(ErrorKind kind) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return kind == ErrorKind::kServerError ? first_server_error_ : first_malformed_;
+}
+
+void ThreadCounters::RecordConnect(std::int64_t connect_ns) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++totals_.active;
+  ++totals_.connects;
+  connect_.Record(static_cast<std::uint64_t>(std::max<std::int64_t>(connect_ns, 0)));
 }
 
 void ThreadCounters::RecordError(ErrorKind kind, const gevent::HubStats& hub) {
@@ -76,10 +129,12 @@ std::string ThreadCounters::LastConnectError() {
   return last_connect_error_;
 }
 
-ThreadSnapshot ThreadCounters::TakeInterval(Histogram* latency, Histogram* uncorrected) {
+ThreadSnapshot ThreadCounters::TakeInterval(Histogram* latency, Histogram* uncorrected,
+                                            Histogram* connect) {
   std::lock_guard<std::mutex> lock(mu_);
   std::swap(latency_, *latency);
   std::swap(uncorrected_, *uncorrected);
+  if (connect != nullptr) std::swap(connect_, *connect);
   return totals_;
 }
 
@@ -183,6 +238,7 @@ class Client {
             if (*held) s->Release();
           }
         } release{ctx_.connecting, &holds_slot};
+        const std::int64_t connect_start = MonotonicNanos();
         absl::StatusOr<gevent::Socket> connected = Connect();
         if (!connected.ok()) {
           error = ClassifyConnect(connected.status());
@@ -190,9 +246,17 @@ class Client {
           connect_why = std::string(connected.status().message());
         } else {
           socket = std::move(*connected);
-          ActiveGuard active(*ctx_.counters);
-          error = Converse(socket, &holds_slot, &backoff);
+          ActiveGuard active(*ctx_.counters, MonotonicNanos() - connect_start);
+          error = ctx_.options->protocol == Protocol::kEcho
+                      ? Converse(socket, &holds_slot, &backoff)
+                      : ConverseProtocol(socket, &holds_slot, &backoff);
         }
+      }
+      if (!error.has_value() && reconnect_ && !ctx_.stopping) {
+        // --requests_per_connection reached, or an http server closed: a new connection at once.
+        reconnect_ = false;
+        socket.Close().IgnoreError();
+        continue;
       }
       if (!error.has_value()) {  // Stopped: the run is over.
         Drain(socket);
@@ -218,11 +282,14 @@ class Client {
     std::uint64_t seq;
     std::int64_t intended_ns;
     std::int64_t sent_ns;
+    RedisCommand command;  // redis only.
   };
 
   // ActiveGuard counts the client as connected for its lifetime (also while being unwound).
   struct ActiveGuard {
-    explicit ActiveGuard(ThreadCounters& c) : counters(c) { counters.AddActive(1); }
+    ActiveGuard(ThreadCounters& c, std::int64_t connect_ns) : counters(c) {
+      counters.RecordConnect(connect_ns);
+    }
     ~ActiveGuard() { counters.AddActive(-1); }
     ThreadCounters& counters;
   };
@@ -283,11 +350,18 @@ class Client {
     std::size_t head = 0;
     std::size_t count = 0;
     std::size_t have = 0;
+    const std::uint64_t limit = o.requests_per_connection;
+    std::uint64_t sent_here = 0;
     std::int64_t now = MonotonicNanos();
     for (;;) {
       if (ctx_.stopping) return std::nullopt;
+      if (limit > 0 && sent_here >= limit && count == 0) {
+        ctx_.counters->AddCount(Count::kPlannedReconnects, 1);
+        reconnect_ = true;
+        return std::nullopt;
+      }
       // Send every message that is due and fits in the pipeline.
-      while (count < pipeline) {
+      while (count < pipeline && (limit == 0 || sent_here < limit)) {
         std::int64_t intended = now;
         if (open_loop) {
           if (next_send_ns_ > now) break;
@@ -299,8 +373,9 @@ class Client {
           if (ctx_.stopping) return std::nullopt;
           return ClassifyIo(sent);
         }
-        ring_[(head + count) % pipeline] = InFlight{seq_++, intended, now};
+        ring_[(head + count) % pipeline] = InFlight{seq_++, intended, now, RedisCommand::kSet};
         ++count;
+        ++sent_here;
       }
       // Wait for echo bytes (open loop with nothing in flight: for the next send time, in a read
       // wait rather than a sleep so that the stop can cancel it; a byte arriving then is a
@@ -312,7 +387,7 @@ class Client {
                                           : INT64_MAX;
       watch_->deadline_ns = overdue_ns;
       std::optional<absl::Duration> wait;
-      if (open_loop && count < pipeline) {
+      if (open_loop && count < pipeline && (limit == 0 || sent_here < limit)) {
         wait = absl::Nanoseconds(std::max<std::int64_t>(next_send_ns_ - now, 0));
       }
       // Room for one byte more than is due makes every read of a well-behaved echo short, so
@@ -358,10 +433,184 @@ class Client {
     }
   }
 
+
+  // ConverseProtocol: Converse for redis and http: requests formatted into out_ (all that are
+  // due in one SendAll), replies parsed from a BufferedReader's buffer (Peek, Fill, Consume: no
+  // copy) and checked. Returns as Converse does; reconnect_ is set for a planned reconnect or an
+  // http server's close.
+  std::optional<ErrorKind> ConverseProtocol(gevent::Socket& socket, bool* holds_slot,
+                                            absl::Duration* backoff) {
+    const ClientOptions& o = *ctx_.options;
+    const bool redis = o.protocol == Protocol::kRedis;
+    if (redis && !redis_) {
+      redis_.emplace(o.ratio, o.keyspace, o.value_size, 0x9e3779b97f4a7c15ull * (id_ + 1));
+    }
+    const std::size_t pipeline = ring_.size();
+    const bool open_loop = interval_ns_ > 0;
+    const std::int64_t response_timeout_ns = absl::ToInt64Nanoseconds(o.response_timeout);
+    const gevent::IoTimeout send_timeout = response_timeout_ns > 0
+                                               ? gevent::IoTimeout(o.response_timeout)
+                                               : gevent::IoTimeout::Forever();
+    struct Unwatch {
+      Watch* w;
+      ~Unwatch() { *w = Watch(); }
+    } unwatch{watch_};
+    watch_->waiting = &socket;
+    // Requests and replies go through the Stream (TLS will wrap the connection here).
+    gevent::SocketStream stream(socket);
+    gevent::BufferedReader reader(stream, {.capacity = 4096, .max_buffered = 1024 * 1024 + 4096});
+    const std::uint64_t limit = o.requests_per_connection;
+    std::uint64_t sent_here = 0;
+    std::uint64_t replies_here = 0;
+    std::size_t head = 0;
+    std::size_t count = 0;
+    std::int64_t now = MonotonicNanos();
+    for (;;) {
+      if (ctx_.stopping) return std::nullopt;
+      if (limit > 0 && sent_here >= limit && count == 0) {
+        ctx_.counters->AddCount(Count::kPlannedReconnects, 1);
+        reconnect_ = true;
+        return std::nullopt;
+      }
+      // Format every request that is due and fits in the pipeline, then send them at once.
+      out_.clear();
+      std::uint64_t sets = 0;
+      std::size_t batch = 0;
+      while (count + batch < pipeline && (limit == 0 || sent_here < limit)) {
+        std::int64_t intended = now;
+        if (open_loop) {
+          if (next_send_ns_ > now) break;
+          intended = next_send_ns_;
+          next_send_ns_ += interval_ns_;
+        }
+        RedisCommand command = RedisCommand::kGet;
+        if (redis) {
+          command = redis_->Append(seq_, &out_);
+          sets += command == RedisCommand::kSet;
+        } else {
+          out_.append(o.http_request);
+        }
+        ring_[(head + count + batch) % pipeline] = InFlight{seq_++, intended, now, command};
+        ++batch;
+        ++sent_here;
+      }
+      if (batch > 0) {
+        const absl::Status sent = stream.SendAll(out_, send_timeout);
+        if (!sent.ok()) {
+          if (ctx_.stopping) return std::nullopt;
+          return ClassifyIo(sent);
+        }
+        count += batch;
+        ctx_.counters->AddSent(batch, redis ? sets : 0, redis ? batch - sets : 0);
+      }
+      // Wait for reply bytes (as Converse: the sweeper enforces the response timeout; open loop
+      // also wakes for the next send).
+      const std::int64_t overdue_ns = response_timeout_ns > 0 && count > 0
+                                          ? ring_[head].sent_ns + response_timeout_ns
+                                          : INT64_MAX;
+      watch_->deadline_ns = overdue_ns;
+      std::optional<absl::Duration> wait;
+      if (open_loop && count < pipeline && (limit == 0 || sent_here < limit)) {
+        wait = absl::Nanoseconds(std::max<std::int64_t>(next_send_ns_ - now, 0));
+      }
+      absl::StatusOr<std::size_t> got = reader.Fill(
+          wait.has_value() ? gevent::IoTimeout(*wait) : gevent::IoTimeout::Forever());
+      now = MonotonicNanos();
+      if (ctx_.stopping) return std::nullopt;
+      if (now >= overdue_ns) return ErrorKind::kTimeout;
+      if (!got.ok()) {
+        if (absl::IsDeadlineExceeded(got.status())) continue;
+        if (absl::IsResourceExhausted(got.status())) {
+          ctx_.counters->NoteErrorText(
+              ErrorKind::kMalformed,
+              absl::StrCat("reply at byte ", reader.offset(),
+                           " of the connection's stream larger than the reader's buffer"));
+          return ErrorKind::kMalformed;
+        }
+        // An http server may reset a keep-alive connection between responses.
+        if (!redis && reader.available() == 0 && replies_here > 0 &&
+            ClassifyIo(got.status()) == ErrorKind::kReset) {
+          return ServerClosed();
+        }
+        return ClassifyIo(got.status());
+      }
+      if (*got == 0) {
+        if (reader.available() > 0) return ErrorKind::kShortEcho;
+        // An http server closing a connection that has answered is the keep-alive's end; one
+        // that closes before any response is an error (so it is not reconnected in a tight loop).
+        if (!redis && replies_here > 0) return ServerClosed();
+        return ErrorKind::kEof;
+      }
+      // Parse and check every complete reply.
+      std::size_t done = 0;
+      while (reader.available() > 0) {
+        const absl::string_view bytes = reader.Peek();
+        if (count == 0) {
+          Reply stray;
+          stray.state = ParseState::kMalformed;
+          stray.expected = "no bytes (no request in flight)";
+          return Malformed(stray, bytes, reader.offset());
+        }
+        const InFlight& m = ring_[head];
+        const Reply r = redis ? ParseRedisReply(bytes, m.command) : ParseHttpResponse(bytes);
+        if (r.state == ParseState::kIncomplete) break;
+        if (r.state == ParseState::kMalformed) return Malformed(r, bytes, reader.offset());
+        if (!redis && r.status < 200 && r.status != 101) {
+          // An interim response (100 Continue, 103 Early Hints): the final one follows.
+          ctx_.counters->AddCount(Count::kHttp1xx, 1);
+          reader.Consume(r.consumed);
+          continue;
+        }
+        Count counted = Count::kCount;
+        if (redis) {
+          if (r.outcome == Reply::kError) {
+            // Counted as an error; the connection stays (the reply was well-formed).
+            ctx_.counters->RecordErrorText(ErrorKind::kServerError, r.error_text, ctx_.hub->stats());
+          } else if (m.command == RedisCommand::kSet) {
+            counted = Count::kSets;
+          } else {
+            counted = r.outcome == Reply::kMiss ? Count::kMisses : Count::kGets;
+          }
+        } else {
+          counted = static_cast<Count>(static_cast<int>(Count::kHttp1xx) + r.status / 100 - 1);
+        }
+        ctx_.counters->RecordReply(now - m.intended_ns, open_loop ? now - m.sent_ns : -1,
+                                   r.consumed, counted, ctx_.hub->stats());
+        reader.Consume(r.consumed);
+        head = (head + 1) % pipeline;
+        --count;
+        ++done;
+        ++replies_here;
+        if (!redis && r.close) return ServerClosed();  // Requests after it are lost.
+      }
+      if (done > 0 && *holds_slot) {
+        *holds_slot = false;
+        ctx_.connecting->Release();
+        *backoff = kMinBackoff;
+      }
+    }
+  }
+
+  // ServerClosed: an http server ended a keep-alive connection; reconnect (counted, not an
+  // error).
+  std::optional<ErrorKind> ServerClosed() {
+    ctx_.counters->AddCount(Count::kServerCloses, 1);
+    reconnect_ = true;
+    return std::nullopt;
+  }
+
+  ErrorKind Malformed(const Reply& r, absl::string_view bytes, std::uint64_t base) {
+    ctx_.counters->NoteErrorText(ErrorKind::kMalformed, DescribeMalformed(r, bytes, base));
+    return ErrorKind::kMalformed;
+  }
+
   ThreadContext& ctx_;
   const std::uint64_t id_;
   Watch* const watch_;
   std::uint64_t seq_ = 0;
+  bool reconnect_ = false;  // Converse ended for a reconnect, not the end of the run.
+  std::string out_;         // redis/http: the requests of one send, reused.
+  std::optional<RedisRequests> redis_;
   std::int64_t interval_ns_ = 0;   // Open loop only.
   std::int64_t next_send_ns_ = 0;  // Open loop only.
   // The messages in flight and the echo bytes received. Inline for the usual small pipelines, so

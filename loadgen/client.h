@@ -18,6 +18,15 @@
 // (10 ms doubling to 500 ms, so a refusing server is not hammered) and connects again. Messages in
 // flight at an error are lost, not counted.
 //
+// Protocols (ClientOptions::protocol, protocol.h). Echo is the above. Redis and http keep the same
+// connection, pipeline, open-loop, timeout and drain rules, but format requests (all that are due
+// in one send, into a buffer reused for the connection's life) and parse replies from a
+// gevent::BufferedReader's buffer over a gevent::Stream without copying them; a malformed reply is
+// an error (kMalformed, its description with the stream offset kept), a redis error reply is
+// counted (kServerError) on a connection that stays up, an http server closing a keep-alive
+// connection after a response is a counted reconnect (Count::kServerCloses), not an error. With
+// requests_per_connection the client reconnects, without back-off, after that many replies.
+//
 // Message contents: message k of client c is a slice of a fixed pseudo-random byte string starting
 // at offset (c * 131 + k * 97) mod 251, so consecutive messages of a connection all differ (a
 // stale, repeated or reordered echo is a mismatch) and building one costs nothing.
@@ -46,6 +55,7 @@
 #include "absl/time/time.h"
 #include "hub/hub.h"
 #include "loadgen/histogram.h"
+#include "loadgen/protocol.h"
 #include "loadgen/report.h"
 #include "socket/address.h"
 
@@ -87,6 +97,7 @@ struct ThreadSnapshot {
   std::int64_t active = 0;     // Clients connected now.
   std::uint64_t connects = 0;  // Connections made so far (cumulative).
   ErrorCounts errors{};
+  Counts counts{};  // Protocol counts (report.h), cumulative.
 };
 
 // OneShot: a flag one thread sets once and others wait for. On std::mutex rather than
@@ -120,7 +131,23 @@ class ThreadCounters {
   // `hub` is the client thread's hub, whose counters are published with each record.
   void RecordMessage(std::int64_t latency_ns, std::int64_t uncorrected_ns, std::uint64_t bytes,
                      const gevent::HubStats& hub);
+  // RecordReply: RecordMessage for a protocol reply, and one more of `count` (Count::kCount:
+  // none), under the same lock.
+  void RecordReply(std::int64_t latency_ns, std::int64_t uncorrected_ns, std::uint64_t bytes,
+                   Count count, const gevent::HubStats& hub);
+  // AddSent: one send's requests (and of them SETs and GETs), under one lock.
+  void AddSent(std::uint64_t requests, std::uint64_t sets, std::uint64_t gets);
+  // AddCount: `n` more of `count`.
+  void AddCount(Count count, std::uint64_t n);
   void RecordError(ErrorKind kind, const gevent::HubStats& hub);
+  // RecordErrorText: RecordError, and keeps `why` if it is the first text of its kind (redis
+  // error replies, malformed replies; FirstErrorText reads it).
+  void RecordErrorText(ErrorKind kind, absl::string_view why, const gevent::HubStats& hub);
+  // NoteErrorText: keeps `why` as above without counting (the caller's RecordError counts).
+  void NoteErrorText(ErrorKind kind, absl::string_view why);
+  std::string FirstErrorText(ErrorKind kind);
+  // RecordConnect: AddActive(1) and the connect's duration in the connect histogram.
+  void RecordConnect(std::int64_t connect_ns);
   // RecordConnectError: RecordError, and keeps `why` as the last connect error's text.
   void RecordConnectError(ErrorKind kind, absl::string_view why, const gevent::HubStats& hub);
   // AddActive: +1 when a connection is made (also counted in connects), -1 when it ends.
@@ -133,7 +160,9 @@ class ThreadCounters {
   // TakeInterval returns the cumulative counters and swaps the latency samples recorded since the
   // previous call into *latency and *uncorrected (which should be empty; they get the old
   // buffers back, so nothing is allocated).
-  ThreadSnapshot TakeInterval(Histogram* latency, Histogram* uncorrected);
+  // *connect (if not null) likewise gets the connect times.
+  ThreadSnapshot TakeInterval(Histogram* latency, Histogram* uncorrected,
+                              Histogram* connect = nullptr);
 
  private:
   void PublishHub(const gevent::HubStats& hub) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -148,7 +177,10 @@ class ThreadCounters {
   ThreadSnapshot totals_ ABSL_GUARDED_BY(mu_);
   Histogram latency_ ABSL_GUARDED_BY(mu_);
   Histogram uncorrected_ ABSL_GUARDED_BY(mu_);
+  Histogram connect_ ABSL_GUARDED_BY(mu_);
   std::string last_connect_error_ ABSL_GUARDED_BY(mu_);
+  std::string first_server_error_ ABSL_GUARDED_BY(mu_);
+  std::string first_malformed_ ABSL_GUARDED_BY(mu_);
 };
 
 // kDrainBound: how long the end-of-run drain may take (see the file comment).
@@ -172,6 +204,14 @@ struct ClientOptions {
   // accept queue during the connection storm at start-up, so no SYN is dropped (RunLoad sets
   // 2048 shared among the threads).
   int max_connecting = 256;
+  // The protocol (protocol.h) and its requests: redis formats each request (ratio, keyspace,
+  // value_size); http sends http_request, built once.
+  Protocol protocol = Protocol::kEcho;
+  Ratio ratio;
+  std::uint64_t keyspace = 100000;
+  std::size_t value_size = 32;
+  std::string http_request;
+  std::uint64_t requests_per_connection = 0;  // 0: unlimited.
   // Client greenlet stacks: unguarded slab stacks, so 10,000+ clients fit under
   // vm.max_map_count; only touched pages become resident.
   std::size_t stack_size = 64 * 1024;

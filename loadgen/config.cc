@@ -16,9 +16,11 @@ ABSL_FLAG(absl::Duration, duration, absl::Seconds(10),
 ABSL_FLAG(absl::Duration, warmup, absl::Seconds(1),
           "time to run before measuring (connections are made first; 0 for none)");
 ABSL_FLAG(int, message_size, 64,
-          "bytes per message, 1..65536 (and --pipeline * --message_size at most 65536); each "
-          "message is echoed back whole");
-ABSL_FLAG(int, pipeline, 1, "messages in flight per client");
+          "echo: bytes per message, 1..65536 (and --pipeline * --message_size at most 65536); "
+          "each message is echoed back whole");
+ABSL_FLAG(int, pipeline, 1,
+          "messages (requests) in flight per client; http: HTTP/1.1 pipelining, redis: RESP "
+          "pipelining");
 ABSL_FLAG(std::string, target, "",
           "HOST:PORT of an external echo server; empty runs the embedded server on 127.0.0.1:0");
 ABSL_FLAG(int, client_threads, 1, "client threads, one hub each; clients are spread evenly");
@@ -38,6 +40,19 @@ ABSL_FLAG(std::string, json, "",
           "write the full result as JSON to this file, latency histograms included for "
           "`loadgen merge` (created before the run: an unwritable path exits 3 at once)");
 ABSL_FLAG(bool, progress, true, "print a progress line every second");
+ABSL_FLAG(std::string, protocol, "echo",
+          "echo (the default: messages echoed back and checked), redis (RESP SET/GET), or http "
+          "(HTTP/1.1 keep-alive GET); redis and http need --target");
+ABSL_FLAG(std::string, ratio, "1:10", "redis: SET:GET ratio of the requests (memtier's flag)");
+ABSL_FLAG(int64_t, keyspace, 100000, "redis: number of keys (key:0 .. key:N-1, chosen at random)");
+ABSL_FLAG(int, value_size, 32, "redis: bytes of each SET value, 1..524288");
+ABSL_FLAG(std::string, path, "/", "http: the path of each GET (must start with '/')");
+ABSL_FLAG(std::string, header, "",
+          "http: an extra request header NAME:VALUE; repeat the flag for more (Host comes from "
+          "--target unless given)");
+ABSL_FLAG(int64_t, requests_per_connection, 0,
+          "reconnect after this many requests on a connection (0: never), so connects and the "
+          "server's accept path are measured too");
 
 namespace loadgen {
 namespace {
@@ -92,7 +107,8 @@ absl::Status Validate(const Config& c) {
     return s;
   }
   if (c.pipeline < 1) return FlagError("--pipeline", absl::StrCat(c.pipeline), "must be at least 1");
-  if (static_cast<std::int64_t>(c.pipeline) * c.message_size > kMaxInFlightBytes) {
+  if (c.protocol_kind() == Protocol::kEcho &&
+      static_cast<std::int64_t>(c.pipeline) * c.message_size > kMaxInFlightBytes) {
     return FlagError("--pipeline", absl::StrCat(c.pipeline),
                      absl::StrCat("--pipeline * --message_size (", c.pipeline, " * ",
                                   c.message_size, ") must be at most ", kMaxInFlightBytes,
@@ -125,6 +141,27 @@ absl::Status Validate(const Config& c) {
     return FlagError("--rate", absl::StrCat(c.rate),
                      "must be 0 (closed loop) or a positive number of messages/s");
   }
+  absl::StatusOr<Protocol> protocol = ParseProtocol(c.protocol);
+  if (!protocol.ok()) return protocol.status();
+  if (*protocol != Protocol::kEcho && c.embedded()) {
+    return FlagError("--protocol", c.protocol,
+                     "needs --target=HOST:PORT (the embedded server speaks echo only)");
+  }
+  if (absl::StatusOr<Ratio> r = ParseRatio(c.ratio); !r.ok()) return r.status();
+  if (c.keyspace < 1) return FlagError("--keyspace", absl::StrCat(c.keyspace), "must be at least 1");
+  if (absl::Status s = CheckFlagRange("--value_size", c.value_size, 1, kMaxValueSize); !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = CheckPath(c.path); !s.ok()) return s;
+  for (const std::string& h : c.headers) {
+    if (absl::StatusOr<std::pair<std::string, std::string>> parsed = ParseHeader(h); !parsed.ok()) {
+      return parsed.status();
+    }
+  }
+  if (c.requests_per_connection < 0) {
+    return FlagError("--requests_per_connection", absl::StrCat(c.requests_per_connection),
+                     "must be 0 (unlimited) or positive");
+  }
   return absl::OkStatus();
 }
 
@@ -145,6 +182,14 @@ Config ConfigFromFlags() {
   c.rate = absl::GetFlag(FLAGS_rate);
   c.json_path = absl::GetFlag(FLAGS_json);
   c.progress = absl::GetFlag(FLAGS_progress);
+  c.protocol = absl::GetFlag(FLAGS_protocol);
+  c.ratio = absl::GetFlag(FLAGS_ratio);
+  c.keyspace = absl::GetFlag(FLAGS_keyspace);
+  c.value_size = absl::GetFlag(FLAGS_value_size);
+  c.path = absl::GetFlag(FLAGS_path);
+  const std::string header = absl::GetFlag(FLAGS_header);
+  if (!header.empty()) c.headers = {header};
+  c.requests_per_connection = absl::GetFlag(FLAGS_requests_per_connection);
   return c;
 }
 
@@ -157,6 +202,8 @@ gevent::UsageSpec LoadgenUsage() {
       "greenlet switch cost.\n"
       "  loadgen                        # embedded echo server, 1000 clients, 10 s\n"
       "  loadgen --target=HOST:PORT     # an external TCP echo server\n"
+      "  loadgen --protocol=redis --target=127.0.0.1:6379 [--ratio=1:10 --pipeline=16]\n"
+      "  loadgen --protocol=http --target=127.0.0.1:8080 [--path=/ --header=NAME:VALUE]\n"
       "  loadgen merge A.json B.json    # one report of runs on several machines (merge --help)";
   // This package's flags (abseil's default filter matches files named after the binary, which
   // would hide config.cc's).
@@ -171,11 +218,28 @@ gevent::UsageSpec LoadgenUsage() {
 
 }  // namespace
 
+std::vector<std::string> HeadersFromArgs(int argc, char** argv) {
+  std::vector<std::string> out;
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view arg = argv[i];
+    if (arg == "--") break;
+    if (!absl::ConsumePrefix(&arg, "--header") && !absl::ConsumePrefix(&arg, "-header")) continue;
+    if (absl::ConsumePrefix(&arg, "=")) {
+      out.emplace_back(arg);
+    } else if (arg.empty() && i + 1 < argc) {
+      out.emplace_back(argv[++i]);
+    }
+  }
+  return out;
+}
+
 std::string UsageText() { return gevent::UsageText("loadgen", LoadgenUsage()); }
 
 Config ParseCommandLineOrExit(int argc, char** argv) {
   gevent::ParseFlagsOrExit("loadgen", argc, argv, LoadgenUsage());
   Config config = ConfigFromFlags();
+  // --header is repeatable: abseil keeps the last value, so every occurrence is read from argv.
+  config.headers = HeadersFromArgs(argc, argv);
   if (absl::Status s = Validate(config); !s.ok()) gevent::ExitWithFlagError("loadgen", s);
   return config;
 }

@@ -18,12 +18,14 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "base/flags.h"
+#include "loadgen/protocol.h"
 
 namespace loadgen {
 
@@ -46,6 +48,8 @@ inline constexpr int kMaxThreads = 256;
 inline constexpr std::int64_t kMaxInFlightBytes = 64 * 1024;
 // So a single message fits that too (the --message_size help text says 1..65536).
 inline constexpr int kMaxMessageSize = static_cast<int>(kMaxInFlightBytes);
+// --value_size: a GET reply must fit the reader's 1 MiB buffer.
+inline constexpr int kMaxValueSize = 512 * 1024;
 
 struct Config {
   int clients = 1000;
@@ -61,8 +65,21 @@ struct Config {
   double rate = 0;                     // Total messages/s; 0: closed loop.
   std::string json_path;               // Empty: no JSON file.
   bool progress = true;                // Per-second progress lines.
+  // --protocol and its options (protocol.h). redis and http need --target.
+  std::string protocol = "echo";       // echo, redis or http (ParseProtocol).
+  std::string ratio = "1:10";          // redis: SET:GET.
+  std::int64_t keyspace = 100000;      // redis: keys key:0 .. key:N-1.
+  int value_size = 32;                 // redis: SET value bytes.
+  std::string path = "/";              // http: the GET's path.
+  std::vector<std::string> headers;    // http: each --header=NAME:VALUE, in order.
+  std::int64_t requests_per_connection = 0;  // Reconnect after this many; 0: never.
 
   bool embedded() const { return target.empty(); }
+  // protocol_kind: the parsed --protocol (Validate has checked it; kEcho if it does not parse).
+  Protocol protocol_kind() const {
+    absl::StatusOr<Protocol> p = ParseProtocol(protocol);
+    return p.ok() ? *p : Protocol::kEcho;
+  }
 };
 
 // Target: a parsed --target.
@@ -85,6 +102,9 @@ absl::Status CheckArgs(int argc, char** argv);
 
 // ConfigFromFlags reads the current flag values (no validation).
 Config ConfigFromFlags();
+
+// HeadersFromArgs: every --header value in argv, in order (the flag is repeatable).
+std::vector<std::string> HeadersFromArgs(int argc, char** argv);
 
 // UsageText: what --help prints: the program's purpose and every loadgen flag with its default.
 std::string UsageText();

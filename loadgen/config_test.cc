@@ -244,6 +244,62 @@ TEST(ConfigTest, UsageTextListsEveryFlagWithItsDefault) {
   }
 }
 
+TEST(ConfigTest, ProtocolOptionsAreChecked) {
+  Config c;
+  c.target = "127.0.0.1:6379";
+  for (const char* p : {"echo", "redis", "http"}) {
+    c.protocol = p;
+    EXPECT_TRUE(Validate(c).ok()) << p;
+  }
+  c.protocol = "gopher";
+  ExpectMessage(c, "--protocol=gopher: must be echo, redis or http");
+  c.protocol = "redis";
+  c.ratio = "abc";
+  ExpectMessage(c, "--ratio=abc: must be SET:GET, two non-negative integers (e.g. 1:10)");
+  c.ratio = "0:0";
+  ExpectRejected(c, "--ratio=0:0");
+  c.ratio = "3:1";
+  c.keyspace = 0;
+  ExpectRejected(c, "--keyspace=0");
+  c.keyspace = 10;
+  c.value_size = 0;
+  ExpectRejected(c, "--value_size=0");
+  c.value_size = kMaxValueSize + 1;
+  ExpectRejected(c, "--value_size");
+  c.value_size = 4096;
+  c.pipeline = 64;  // The echo in-flight limit does not apply.
+  EXPECT_TRUE(Validate(c).ok());
+  c.protocol = "http";
+  c.path = "index.html";
+  ExpectMessage(c, "--path=index.html: must start with '/'");
+  c.path = "/index.html";
+  c.headers = {"X-Ok: 1", "NoColon"};
+  ExpectMessage(c, "--header=NoColon: must be NAME:VALUE (no colon)");
+  c.headers = {"X-Ok: 1"};
+  c.requests_per_connection = -1;
+  ExpectRejected(c, "--requests_per_connection=-1");
+  c.requests_per_connection = 100;
+  EXPECT_TRUE(Validate(c).ok());
+}
+
+TEST(ConfigTest, RedisAndHttpNeedATarget) {
+  Config c;
+  c.protocol = "redis";
+  ExpectMessage(c,
+                "--protocol=redis: needs --target=HOST:PORT (the embedded server speaks echo only)");
+  c.protocol = "http";
+  ExpectRejected(c, "--protocol=http");
+}
+
+TEST(ConfigTest, HeaderIsRepeatable) {
+  std::vector<std::string> args = {"loadgen", "--header=A: 1", "--clients=3", "--header",
+                                   "B:2", "-header=C:3", "--", "--header=D:4"};
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  EXPECT_EQ(HeadersFromArgs(static_cast<int>(argv.size()), argv.data()),
+            (std::vector<std::string>{"A: 1", "B:2", "C:3"}));
+}
+
 TEST(ConfigDeathTest, HelpExitsWithCodeZero) {
   for (const char* help : {"--help", "-help", "--helpshort", "--helpfull"}) {
     SCOPED_TRACE(help);
@@ -276,6 +332,14 @@ TEST(ConfigDeathTest, UsageErrorsExitWithCodeTwo) {
   ExpectUsageExit({"--message_size=65537"},
                   "loadgen: --message_size=65537: must be between 1 and 65536");
   ExpectUsageExit({"extra"}, "loadgen: unexpected argument");
+  ExpectUsageExit({"--protocol=smtp"}, "loadgen: --protocol=smtp: must be echo, redis or http");
+  ExpectUsageExit({"--protocol=redis"}, "loadgen: --protocol=redis: needs --target=HOST:PORT");
+  ExpectUsageExit({"--protocol=redis", "--target=127.0.0.1:1", "--ratio=abc"},
+                  "loadgen: --ratio=abc: must be SET:GET");
+  ExpectUsageExit({"--protocol=http", "--target=127.0.0.1:1", "--path=x"},
+                  "loadgen: --path=x: must start with '/'");
+  ExpectUsageExit({"--protocol=http", "--target=127.0.0.1:1", "--header=A:1", "--header=B"},
+                  "loadgen: --header=B: must be NAME:VALUE");
 }
 
 }  // namespace

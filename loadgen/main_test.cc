@@ -13,6 +13,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -129,7 +130,7 @@ void ExpectInterruptedRun(int signal, const char* name, int code) {
   const absl::Time start = absl::Now();
   Child child({"--clients=10", "--warmup=100ms", "--duration=60s", "--json=" + json});
   // The first measured progress line (warm-up lines say "warmup").
-  ASSERT_TRUE(child.ReadLineStartingWith("[   1.0s] ")) << child.out();
+  ASSERT_TRUE(child.ReadLineStartingWith("[   1.")) << child.out();
   child.Signal(signal);
   EXPECT_EQ(child.Wait(), code) << child.out() << child.err();
   EXPECT_LT(absl::Now() - start, absl::Seconds(30));
@@ -155,7 +156,7 @@ TEST(MainTest, SigtermMidRunReportsWhatRanAndExits143) {
 // A signal during the warm-up: an empty measured window, still a report and exit 130.
 TEST(MainTest, SigintDuringWarmupReportsAnEmptyWindow) {
   Child child({"--clients=10", "--warmup=60s", "--duration=60s"});
-  ASSERT_TRUE(child.ReadLineStartingWith("[   1.0s] warmup")) << child.out();
+  ASSERT_TRUE(child.ReadLineStartingWith("[   1.")) << child.out();
   child.Signal(SIGINT);
   EXPECT_EQ(child.Wait(), 130) << child.out() << child.err();
   EXPECT_TRUE(absl::StrContains(child.out(), "interrupted by SIGINT after 0.00 s of 60.00 s"))
@@ -172,7 +173,7 @@ TEST(MainTest, InheritedIgnoredSigintStillStopsTheRun) {
   sigaction(SIGINT, &ignore, &old);
   Child child({"--clients=5", "--warmup=0s", "--duration=60s"});
   sigaction(SIGINT, &old, nullptr);
-  ASSERT_TRUE(child.ReadLineStartingWith("[   1.0s] ")) << child.out();
+  ASSERT_TRUE(child.ReadLineStartingWith("[   1.")) << child.out();
   child.Signal(SIGINT);
   EXPECT_EQ(child.Wait(), 130) << child.out() << child.err();
   EXPECT_TRUE(absl::StrContains(child.out(), "interrupted by SIGINT")) << child.out();
@@ -182,7 +183,7 @@ TEST(MainTest, InheritedIgnoredSigintStillStopsTheRun) {
 TEST(MainTest, SecondSignalExitsPromptly) {
   const absl::Time start = absl::Now();
   Child child({"--clients=10", "--warmup=0s", "--duration=60s"});
-  ASSERT_TRUE(child.ReadLineStartingWith("[   1.0s] ")) << child.out();
+  ASSERT_TRUE(child.ReadLineStartingWith("[   1.")) << child.out();
   child.Signal(SIGINT);
   child.Signal(SIGINT);
   EXPECT_EQ(child.Wait(), 130) << child.out() << child.err();
@@ -320,6 +321,28 @@ TEST(MainTest, MergeBadInputExitCodes) {
     EXPECT_EQ(merge.Wait(), 3);
     EXPECT_TRUE(absl::StartsWith(merge.err(), absl::StrCat("loadgen merge: ", text, ": not JSON: ")))
         << merge.err();
+  }
+}
+
+// Bad protocol options are usage errors naming the flag; nothing runs.
+TEST(MainTest, BadProtocolOptionsAreUsageErrors) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--protocol=ftp"}, "loadgen: --protocol=ftp: must be echo, redis or http\n"},
+      {{"--protocol=redis", "--target=127.0.0.1:1", "--ratio=abc"},
+       "loadgen: --ratio=abc: must be SET:GET, two non-negative integers (e.g. 1:10)\n"},
+      {{"--protocol=http", "--target=127.0.0.1:1", "--path=nope"},
+       "loadgen: --path=nope: must start with '/'\n"},
+      {{"--protocol=http", "--target=127.0.0.1:1", "--header=NoColon"},
+       "loadgen: --header=NoColon: must be NAME:VALUE (no colon)\n"},
+      {{"--protocol=redis"},
+       "loadgen: --protocol=redis: needs --target=HOST:PORT (the embedded server speaks echo "
+       "only)\n"},
+  };
+  for (const auto& [args, message] : cases) {
+    Child child(args);
+    EXPECT_EQ(child.Wait(), 2) << message;
+    EXPECT_EQ(child.err(), message);
+    EXPECT_EQ(child.out(), "");
   }
 }
 

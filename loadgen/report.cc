@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -33,7 +34,45 @@ const char* ErrorKindName(ErrorKind kind) {
       return "timeout";
     case ErrorKind::kIoFailed:
       return "io_failed";
+    case ErrorKind::kMalformed:
+      return "malformed";
+    case ErrorKind::kServerError:
+      return "server_error";
     case ErrorKind::kCount:
+      break;
+  }
+  return "unknown";
+}
+
+const char* CountName(Count c) {
+  switch (c) {
+    case Count::kRequestsSent:
+      return "requests_sent";
+    case Count::kSetsSent:
+      return "sets_sent";
+    case Count::kGetsSent:
+      return "gets_sent";
+    case Count::kSets:
+      return "sets";
+    case Count::kGets:
+      return "gets";
+    case Count::kMisses:
+      return "misses";
+    case Count::kHttp1xx:
+      return "http_1xx";
+    case Count::kHttp2xx:
+      return "http_2xx";
+    case Count::kHttp3xx:
+      return "http_3xx";
+    case Count::kHttp4xx:
+      return "http_4xx";
+    case Count::kHttp5xx:
+      return "http_5xx";
+    case Count::kServerCloses:
+      return "server_closes";
+    case Count::kPlannedReconnects:
+      return "planned_reconnects";
+    case Count::kCount:
       break;
   }
   return "unknown";
@@ -93,6 +132,45 @@ std::string LatencyLine(absl::string_view label, const Histogram& h) {
       Micros(h.Percentile(99.9)), Micros(h.max()), h.mean() / 1000.0);
 }
 
+std::uint64_t C(const Counts& c, Count k) { return c[static_cast<std::size_t>(k)]; }
+
+// ProtocolSection: the redis / http figures and the connects (empty for a plain echo run, whose
+// report stays as it was).
+std::string ProtocolSection(const RunResult& r) {
+  std::string out;
+  const Counts& c = r.counts;
+  const double seconds = r.seconds > 0 ? r.seconds : 1;
+  if (r.protocol == "redis") {
+    out += "redis\n";
+    absl::StrAppendFormat(&out, "  SET                   %d (%.0f /s)\n", C(c, Count::kSets),
+                          C(c, Count::kSets) / seconds);
+    absl::StrAppendFormat(&out, "  GET                   %d (%.0f /s), %d hits, %d misses\n",
+                          C(c, Count::kGets) + C(c, Count::kMisses),
+                          (C(c, Count::kGets) + C(c, Count::kMisses)) / seconds, C(c, Count::kGets),
+                          C(c, Count::kMisses));
+    absl::StrAppendFormat(&out, "  whole run             %d SETs and %d GETs sent\n",
+                          C(r.whole_run, Count::kSetsSent), C(r.whole_run, Count::kGetsSent));
+  } else if (r.protocol == "http") {
+    out += "http\n";
+    absl::StrAppendFormat(&out, "  responses             2xx %d, 3xx %d, 4xx %d, 5xx %d, 1xx (interim) %d\n",
+                          C(c, Count::kHttp2xx), C(c, Count::kHttp3xx), C(c, Count::kHttp4xx),
+                          C(c, Count::kHttp5xx), C(c, Count::kHttp1xx));
+    // As wrk: final responses outside 200..399 (interim 1xx responses are not final).
+    const std::uint64_t non = C(c, Count::kHttp4xx) + C(c, Count::kHttp5xx);
+    if (non > 0) absl::StrAppendFormat(&out, "  Non-2xx or 3xx responses: %d\n", non);
+    absl::StrAppendFormat(&out, "  server closes         %d (reconnected)\n",
+                          C(c, Count::kServerCloses));
+    absl::StrAppendFormat(&out, "  whole run             %d requests sent\n",
+                          C(r.whole_run, Count::kRequestsSent));
+  }
+  if (r.protocol != "echo" || C(c, Count::kPlannedReconnects) > 0) {
+    absl::StrAppendFormat(&out, "connects                %d (%.1f /s), %d planned reconnects\n",
+                          r.connects, r.connects / seconds, C(c, Count::kPlannedReconnects));
+    if (r.connect_latency.count() > 0) out += LatencyLine("connect (us)", r.connect_latency);
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string FormatProgressLine(const IntervalStats& s) {
@@ -110,7 +188,13 @@ std::string FormatReport(const RunResult& r) {
     absl::StrAppendFormat(&out, " (%d server thread%s)", r.server_threads,
                           r.server_threads == 1 ? "" : "s");
   }
-  absl::StrAppendFormat(&out, ", %d-byte messages, pipeline %d, %s\n", r.message_size, r.pipeline,
+  const bool echo = r.protocol == "echo";
+  if (echo) {
+    absl::StrAppendFormat(&out, ", %d-byte messages", r.message_size);
+  } else {
+    absl::StrAppendFormat(&out, ", %s requests", r.protocol);
+  }
+  absl::StrAppendFormat(&out, ", pipeline %d, %s\n", r.pipeline,
                         r.open_loop() ? absl::StrFormat("open loop at %.0f msg/s", r.rate)
                                       : std::string("closed loop"));
   if (r.interrupted) {
@@ -130,7 +214,7 @@ std::string FormatReport(const RunResult& r) {
     out += LatencyLine("from intended send", r.latency);
     out += LatencyLine("from actual send", r.uncorrected);
   } else {
-    out += LatencyLine("send to echo", r.latency);
+    out += LatencyLine(echo ? "send to echo" : "request to reply", r.latency);
   }
   out += "greenlets\n";
   absl::StrAppendFormat(&out, "  switches              %.0f /s, %.2f per message\n",
@@ -156,6 +240,7 @@ std::string FormatReport(const RunResult& r) {
   } else {
     out += "  server                not measured (external server)\n";
   }
+  out += ProtocolSection(r);
   const std::uint64_t total_errors = TotalErrors(r.errors);
   absl::StrAppendFormat(&out, "errors                  %d", total_errors);
   if (total_errors > 0) {
@@ -172,6 +257,12 @@ std::string FormatReport(const RunResult& r) {
   if (r.server_connection_errors >= 0) {
     absl::StrAppendFormat(&out, "  server                %d connection errors\n",
                           r.server_connection_errors);
+  }
+  if (!r.first_server_error.empty()) {
+    absl::StrAppendFormat(&out, "  first server error    %s\n", r.first_server_error);
+  }
+  if (!r.first_malformed.empty()) {
+    absl::StrAppendFormat(&out, "  first malformed reply %s\n", r.first_malformed);
   }
   return out;
 }
@@ -272,6 +363,26 @@ std::string ToJson(const RunResult& r) {
   absl::StrAppend(&out, "  \"server_connection_errors\": ",
                   r.server_connection_errors >= 0 ? absl::StrCat(r.server_connection_errors)
                                                   : std::string("null"),
+                  ",\n");
+  absl::StrAppend(&out, "  \"protocol\": ", JsonString(r.protocol), ",\n");
+  absl::StrAppend(&out, "  \"connects\": ", r.connects, ",\n");
+  absl::StrAppend(&out, "  \"connects_per_second\": ",
+                  JsonNumber(r.seconds > 0 ? r.connects / r.seconds : 0), ",\n");
+  absl::StrAppend(&out, "  \"connect_latency_us\": ", LatencyJson(r.connect_latency), ",\n");
+  for (const auto& [key, counts] : {std::make_pair("counts", &r.counts),
+                                    std::make_pair("whole_run_counts", &r.whole_run)}) {
+    absl::StrAppend(&out, "  \"", key, "\": {");
+    for (std::size_t k = 0; k < kCountCount; ++k) {
+      absl::StrAppend(&out, k == 0 ? "" : ", ", JsonString(CountName(static_cast<Count>(k))), ": ",
+                      (*counts)[k]);
+    }
+    out += "},\n";
+  }
+  absl::StrAppend(&out, "  \"first_server_error\": ",
+                  r.first_server_error.empty() ? std::string("null") : JsonString(r.first_server_error),
+                  ",\n");
+  absl::StrAppend(&out, "  \"first_malformed\": ",
+                  r.first_malformed.empty() ? std::string("null") : JsonString(r.first_malformed),
                   ",\n");
   absl::StrAppend(&out, "  \"errors\": ", TotalErrors(r.errors), ",\n");
   out += "  \"errors_by_kind\": {";

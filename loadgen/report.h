@@ -36,10 +36,35 @@ enum class ErrorKind : int {
   kMismatch,        // echoed bytes differ from what was sent.
   kTimeout,         // no echo within --response_timeout.
   kIoFailed,        // any other send/recv error.
+  kMalformed,       // redis/http: a reply that does not parse (the connection is re-made).
+  kServerError,     // redis: an error reply (-ERR ...); the connection is kept.
   kCount,
 };
 inline constexpr std::size_t kErrorKindCount = static_cast<std::size_t>(ErrorKind::kCount);
 using ErrorCounts = std::array<std::uint64_t, kErrorKindCount>;
+
+// Count: what the redis and http protocols count besides messages (one array, summed like the
+// errors). Sent counts cover the requests written; the others the replies parsed.
+enum class Count : int {
+  kRequestsSent,  // Every protocol: requests (messages) written.
+  kSetsSent,      // redis
+  kGetsSent,      // redis
+  kSets,          // redis: +OK replies to SET.
+  kGets,          // redis: GET replies with a value.
+  kMisses,        // redis: nil GET replies.
+  kHttp1xx,
+  kHttp2xx,
+  kHttp3xx,
+  kHttp4xx,
+  kHttp5xx,
+  kServerCloses,  // http: the server closed a keep-alive connection (Connection: close, EOF or
+                  // reset between responses); the client reconnected. Not an error.
+  kPlannedReconnects,  // --requests_per_connection reached.
+  kCount,
+};
+inline constexpr std::size_t kCountCount = static_cast<std::size_t>(Count::kCount);
+using Counts = std::array<std::uint64_t, kCountCount>;
+const char* CountName(Count c);
 
 // ErrorKindName: the snake_case name used in the report and JSON ("connect_refused", ...).
 const char* ErrorKindName(ErrorKind kind);
@@ -100,6 +125,16 @@ struct RunResult {
   bool interrupted = false;
   int signal = 0;
 
+  // Protocols (protocol.h). "echo" prints as before; redis and http add their section.
+  std::string protocol = "echo";
+  Counts counts{};           // Measured window.
+  Counts whole_run{};        // The whole run (warm-up and end-of-run drain included): what a
+                             // server's own counters (INFO commandstats, an access log) saw.
+  std::uint64_t connects = 0;   // Connections made in the measured window.
+  Histogram connect_latency;    // Their connect times (SYN to established).
+  std::string first_server_error;  // redis: the first error reply's text.
+  std::string first_malformed;     // The first malformed reply's description (with its offset).
+
   // Open loop: the rate reached as a share of the rate asked (0 for a closed loop), and whether
   // it fell short by more than kRateMissedShare.
   double rate_reached_share() const { return rate > 0 ? messages_per_second() / rate : 0; }
@@ -137,7 +172,9 @@ inline constexpr int kJsonFormatVersion = 1;
 // ns_per_switch, loop_iterations, callbacks_run, errors (total), errors_by_kind, series [{elapsed_s, messages_per_second, ...}], and
 // the run's parameters, interrupted (bool) and signal ("SIGINT", "SIGTERM" or null), rate_asked
 // and rate_reached_share (null for a closed loop), rate_missed, server_connection_errors (null
-// for an external server). Non-finite numbers are written as null.
+// for an external server), protocol, connects, connects_per_second, connect_latency_us, counts
+// and whole_run_counts {requests_sent, sets_sent, ..., http_4xx, server_closes, ...},
+// first_server_error and first_malformed (null when none). Non-finite numbers are written as null.
 std::string ToJson(const RunResult& result);
 
 // JsonString: `text` as a quoted JSON string (quotes, backslashes and control characters

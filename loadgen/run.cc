@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -22,6 +23,7 @@
 #include "loadgen/calibrate.h"
 #include "loadgen/client.h"
 #include "loadgen/fd_limit.h"
+#include "loadgen/protocol.h"
 #include "socket/address.h"
 #include "socket/echo.h"
 
@@ -33,6 +35,7 @@ struct Totals {
   ThreadSnapshot sum;
   Histogram latency;
   Histogram uncorrected;
+  Histogram connect;
 };
 
 // Sampler takes the per-thread snapshots and merges the interval histograms.
@@ -45,10 +48,16 @@ class Sampler {
     out->sum = ThreadSnapshot();
     out->latency.Reset();
     out->uncorrected.Reset();
+    out->connect.Reset();
     for (auto& t : threads_) {
       scratch_latency_.Reset();
       scratch_uncorrected_.Reset();
-      const ThreadSnapshot s = t->counters().TakeInterval(&scratch_latency_, &scratch_uncorrected_);
+      scratch_connect_.Reset();
+      const ThreadSnapshot s = t->counters().TakeInterval(&scratch_latency_, &scratch_uncorrected_,
+                                                          &scratch_connect_);
+      out->sum.connects += s.connects;
+      for (std::size_t k = 0; k < kCountCount; ++k) out->sum.counts[k] += s.counts[k];
+      out->connect.Merge(scratch_connect_);
       out->sum.messages += s.messages;
       out->sum.bytes += s.bytes;
       out->sum.switches += s.switches;
@@ -65,6 +74,7 @@ class Sampler {
   std::vector<std::unique_ptr<ClientThread>>& threads_;
   Histogram scratch_latency_;
   Histogram scratch_uncorrected_;
+  Histogram scratch_connect_;
 };
 
 std::uint64_t Connects(std::vector<std::unique_ptr<ClientThread>>& threads) {
@@ -206,6 +216,24 @@ absl::StatusOr<RunResult> RunLoad(const Config& config, const RunOptions& option
     result.server = absl::StrCat("embedded echo server 127.0.0.1:", server->port());
     result.server_threads = config.server_threads;
   }
+  client_options.protocol = config.protocol_kind();
+  result.protocol = ProtocolName(client_options.protocol);
+  if (absl::StatusOr<Ratio> ratio = ParseRatio(config.ratio); ratio.ok()) {
+    client_options.ratio = *ratio;
+  }
+  client_options.keyspace = static_cast<std::uint64_t>(config.keyspace);
+  client_options.value_size = static_cast<std::size_t>(config.value_size);
+  client_options.requests_per_connection =
+      static_cast<std::uint64_t>(config.requests_per_connection);
+  if (client_options.protocol == Protocol::kHttp) {
+    std::vector<std::pair<std::string, std::string>> headers;
+    for (const std::string& h : config.headers) {
+      absl::StatusOr<std::pair<std::string, std::string>> parsed = ParseHeader(h);
+      if (!parsed.ok()) return parsed.status();
+      headers.push_back(std::move(*parsed));
+    }
+    client_options.http_request = HttpRequest(config.path, config.target, headers);
+  }
   client_options.message_size = static_cast<std::size_t>(config.message_size);
   client_options.pipeline = config.pipeline;
   client_options.rate_per_client = config.rate / config.clients;
@@ -320,6 +348,7 @@ absl::StatusOr<RunResult> RunLoad(const Config& config, const RunOptions& option
       result.series.push_back(interval);
       result.latency.Merge(now.latency);
       result.uncorrected.Merge(now.uncorrected);
+      result.connect_latency.Merge(now.connect);
     }
     std::swap(previous, now);
     previous_time = tick_time;
@@ -351,11 +380,26 @@ absl::StatusOr<RunResult> RunLoad(const Config& config, const RunOptions& option
   for (std::size_t k = 0; k < kErrorKindCount; ++k) {
     result.errors[k] = previous.sum.errors[k] - baseline.sum.errors[k];
   }
+  for (std::size_t k = 0; k < kCountCount; ++k) {
+    result.counts[k] = previous.sum.counts[k] - baseline.sum.counts[k];
+  }
+  result.connects = previous.sum.connects - baseline.sum.connects;
   result.connected_clients = previous.sum.active;
   result.client_cpu_seconds = cpu_clients;
   if (server) result.server_cpu_seconds = std::max(cpu_process - cpu_clients - cpu_main, 0.0);
 
   stop_all();
+  // The whole run's counts, now that no client sends any more.
+  sampler.Take(&now);
+  result.whole_run = now.sum.counts;
+  for (auto& t : threads) {
+    if (result.first_server_error.empty()) {
+      result.first_server_error = t->counters().FirstErrorText(ErrorKind::kServerError);
+    }
+    if (result.first_malformed.empty()) {
+      result.first_malformed = t->counters().FirstErrorText(ErrorKind::kMalformed);
+    }
+  }
   return result;
 }
 

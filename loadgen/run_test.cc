@@ -260,5 +260,104 @@ TEST(RunTest, RateFarAboveCapacityIsReportedMissed) {
   EXPECT_TRUE(absl::StrContains(FormatReport(*r), "rate missed")) << FormatReport(*r);
 }
 
+// Reads one request (whatever one recv gives), then answers with `reply`; false when the client
+// has gone.
+bool Answer(gevent::Socket& conn, absl::string_view reply) {
+  char buf[4096];
+  absl::StatusOr<std::size_t> n = conn.RecvInto(buf, sizeof buf);
+  return n.ok() && *n > 0 && conn.SendAll(reply).ok();
+}
+
+TEST(RunTest, MalformedRedisReplyIsCountedAndNamesTheOffset) {
+  // +OK to the first SET, then a line that is no RESP reply.
+  MisbehavingServer server([](gevent::Socket conn, const gevent::SocketAddress&) {
+    if (!Answer(conn, "+OK\r\n") || !Answer(conn, "HELLO\r\n")) return;
+    char buf[4096];
+    while (conn.RecvInto(buf, sizeof buf).value_or(0) > 0) {
+    }
+  });
+  ASSERT_TRUE(server.Start().ok());
+  Config c = ShortRun();
+  c.protocol = "redis";
+  c.ratio = "1:0";
+  c.clients = 4;
+  c.target = server.target();
+  absl::StatusOr<RunResult> r = RunLoad(c, Quiet());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_GT(Errors(*r, ErrorKind::kMalformed), 0u);
+  EXPECT_EQ(r->first_malformed,
+            "malformed reply at byte 5 of the connection's stream: expected a RESP reply to SET "
+            "(+OK or -error), got \"HELLO\\r\\n\"");
+  EXPECT_EQ(ExitCodeFor(*r), kExitRunErrors);
+  EXPECT_TRUE(absl::StrContains(FormatReport(*r), "first malformed reply malformed reply at byte 5"))
+      << FormatReport(*r);
+}
+
+TEST(RunTest, HttpServerThatClosesIsReconnectedAndCountedNotAnError) {
+  // One response with Connection: close per connection (HTTP/1.1 pipelining is off: pipeline 1).
+  MisbehavingServer server([](gevent::Socket conn, const gevent::SocketAddress&) {
+    Answer(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+  });
+  ASSERT_TRUE(server.Start().ok());
+  Config c = ShortRun();
+  c.protocol = "http";
+  c.clients = 4;
+  c.target = server.target();
+  absl::StatusOr<RunResult> r = RunLoad(c, Quiet());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(TotalErrors(r->errors), 0u) << FormatReport(*r);
+  EXPECT_GT(r->messages, 0u);
+  EXPECT_EQ(r->counts[static_cast<std::size_t>(Count::kHttp2xx)], r->messages);
+  EXPECT_GT(r->counts[static_cast<std::size_t>(Count::kServerCloses)], 0u);
+  EXPECT_GE(r->connects + c.clients, r->messages);
+}
+
+TEST(RunTest, HttpServerThatClosesBeforeAnyResponseIsAnError) {
+  MisbehavingServer server([](gevent::Socket conn, const gevent::SocketAddress&) {
+    char buf[4096];
+    conn.RecvInto(buf, sizeof buf).IgnoreError();
+  });
+  ASSERT_TRUE(server.Start().ok());
+  Config c = ShortRun();
+  c.protocol = "http";
+  c.clients = 2;
+  c.target = server.target();
+  absl::StatusOr<RunResult> r = RunLoad(c, Quiet());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_GT(Errors(*r, ErrorKind::kEof) + Errors(*r, ErrorKind::kReset), 0u);
+  EXPECT_EQ(ExitCodeFor(*r), kExitRunErrors);
+}
+
+TEST(RunTest, EchoWithRequestsPerConnectionReconnects) {
+  Config c = ShortRun();
+  c.requests_per_connection = 3;
+  absl::StatusOr<RunResult> r = RunLoad(c, Quiet());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(TotalErrors(r->errors), 0u) << FormatReport(*r);
+  // Connections made just before the window may complete requests inside it.
+  EXPECT_GE(r->connects + c.clients, r->messages / 3);
+  EXPECT_GT(r->counts[static_cast<std::size_t>(Count::kPlannedReconnects)], 0u);
+}
+
+TEST(RunTest, HttpInterimResponsesAreCountedAndTheFinalOneCompletesTheRequest) {
+  MisbehavingServer server([](gevent::Socket conn, const gevent::SocketAddress&) {
+    while (Answer(conn,
+                  "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                  "\r\n2\r\nok\r\n0\r\n\r\n")) {
+    }
+  });
+  ASSERT_TRUE(server.Start().ok());
+  Config c = ShortRun();
+  c.protocol = "http";
+  c.clients = 2;
+  c.target = server.target();
+  absl::StatusOr<RunResult> r = RunLoad(c, Quiet());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(TotalErrors(r->errors), 0u) << FormatReport(*r);
+  EXPECT_GT(r->messages, 0u);
+  EXPECT_EQ(r->counts[static_cast<std::size_t>(Count::kHttp2xx)], r->messages);
+  EXPECT_GT(r->counts[static_cast<std::size_t>(Count::kHttp1xx)], 0u);
+}
+
 }  // namespace
 }  // namespace loadgen

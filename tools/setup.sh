@@ -25,6 +25,8 @@ packages=(
   postgresql            # monkey integration tests, examples_test: initdb/postgres for a throwaway cluster
   libcurl4-openssl-dev  # monkey integration tests: the HTTP client (libcurl's easy interface)
   strace                # benchmarks/redis_monkey: syscalls per request (strace -c -f)
+  nginx-light           # loadgen integration tests: the HTTP server they start (foreground, own config)
+  wrk                   # loadgen vs wrk benchmark: the reference HTTP load generator
 )
 
 say() { echo "setup: $*" >&2; }

@@ -9,6 +9,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -160,7 +162,8 @@ void RemoveTree(const std::string& path) {
 
 // ----- RedisServer -----
 
-absl::StatusOr<std::unique_ptr<RedisServer>> RedisServer::Start(absl::Duration deadline) {
+absl::StatusOr<std::unique_ptr<RedisServer>> RedisServer::Start(absl::Duration deadline,
+                                                                 int tcp_port) {
   const std::string binary = "/usr/bin/redis-server";
   if (!IsExecutable(binary)) {
     return absl::FailedPreconditionError(
@@ -173,10 +176,15 @@ absl::StatusOr<std::unique_ptr<RedisServer>> RedisServer::Start(absl::Duration d
   server->dir_ = *dir;
   server->socket_path_ = *dir + "/redis.sock";
   const std::string log = *dir + "/redis.log";
-  absl::StatusOr<pid_t> pid =
-      Launch({binary, "--port", "0", "--unixsocket", server->socket_path_, "--save", "",
-              "--appendonly", "no", "--daemonize", "no", "--dir", *dir, "--maxclients", "4000"},
-             log, std::nullopt);
+  server->tcp_port_ = tcp_port > 0 ? tcp_port : 0;
+  std::vector<std::string> args = {binary, "--port", absl::StrCat(server->tcp_port_),
+                                   "--unixsocket", server->socket_path_, "--save", "",
+                                   "--appendonly", "no", "--daemonize", "no", "--dir", *dir,
+                                   "--maxclients", "4000"};
+  if (tcp_port > 0) {
+    args.insert(args.end(), {"--bind", "127.0.0.1", "--protected-mode", "no"});
+  }
+  absl::StatusOr<pid_t> pid = Launch(args, log, std::nullopt);
   if (!pid.ok()) return pid.status();
   server->pid_ = *pid;
   const absl::Time end = absl::Now() + deadline;
@@ -204,7 +212,139 @@ void RedisServer::Stop() {
   pid_ = -1;
 }
 
+void RedisServer::Kill() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  Reap(pid_);
+  pid_ = -1;
+}
+
 RedisServer::~RedisServer() {
+  Stop();
+  if (!dir_.empty()) RemoveTree(dir_);
+}
+
+// ----- NginxServer -----
+
+int FreeLoopbackPort() {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  int port = -1;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+    port = ntohs(a.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
+namespace {
+
+bool TcpConnects(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  const bool ok = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  close(fd);
+  return ok;
+}
+
+bool WriteText(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  return static_cast<bool>(out);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<NginxServer>> NginxServer::Start(absl::Duration deadline) {
+  const std::string binary = "/usr/sbin/nginx";
+  if (!IsExecutable(binary)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(binary, " not found: install Debian's nginx-light package "
+                             "(apt-get install nginx-light, or tools/setup.sh)"));
+  }
+  absl::StatusOr<std::string> dir = MakeTempDir("nginx", /*world_traversable=*/false);
+  if (!dir.ok()) return dir.status();
+  std::unique_ptr<NginxServer> server(new NginxServer());
+  server->dir_ = *dir;
+  server->port_ = FreeLoopbackPort();
+  if (server->port_ <= 0) return absl::InternalError("no free loopback port for nginx");
+  std::filesystem::create_directories(*dir + "/www");
+  std::filesystem::create_directories(*dir + "/tmp");
+  // 64 bytes: 63 characters and a newline.
+  if (!WriteText(*dir + "/www/index.html", std::string(63, 'n') + "\n")) {
+    return absl::InternalError(absl::StrCat("cannot write ", *dir, "/www/index.html"));
+  }
+  const std::string& d = *dir;
+  const std::string conf = absl::StrCat(
+      "daemon off;\nmaster_process off;\nworker_processes 1;\npid ", d, "/nginx.pid;\n",
+      "error_log ", d, "/error.log warn;\n",
+      "events { worker_connections 8192; }\n",
+      "http {\n  access_log ", d, "/access.log;\n",
+      "  client_body_temp_path ", d, "/tmp/body;\n  proxy_temp_path ", d, "/tmp/proxy;\n",
+      "  fastcgi_temp_path ", d, "/tmp/fastcgi;\n  uwsgi_temp_path ", d, "/tmp/uwsgi;\n",
+      "  scgi_temp_path ", d, "/tmp/scgi;\n",
+      "  keepalive_requests 100000000;\n  keepalive_timeout 60s;\n",
+      "  server {\n    listen 127.0.0.1:", server->port_, " backlog=4096;\n    root ", d,
+      "/www;\n  }\n}\n");
+  if (!WriteText(d + "/nginx.conf", conf)) {
+    return absl::InternalError(absl::StrCat("cannot write ", d, "/nginx.conf"));
+  }
+  const std::string log = d + "/stderr.log";
+  absl::StatusOr<pid_t> pid =
+      Launch({binary, "-p", d, "-c", d + "/nginx.conf", "-e", d + "/error.log"}, log, std::nullopt);
+  if (!pid.ok()) return pid.status();
+  server->pid_ = *pid;
+  const absl::Time end = absl::Now() + deadline;
+  while (!TcpConnects(server->port_)) {
+    int status = 0;
+    if (waitpid(server->pid_, &status, WNOHANG) == server->pid_) {
+      server->pid_ = -1;
+      return absl::UnavailableError(absl::StrCat("nginx ", DescribeExit(status),
+                                                 " before accepting; its logs:\n", Tail(log),
+                                                 Tail(d + "/error.log")));
+    }
+    if (absl::Now() >= end) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "nginx did not accept on 127.0.0.1:", server->port_, " within ",
+          absl::FormatDuration(deadline), "; its log:\n", Tail(d + "/error.log")));
+    }
+    PauseBriefly();
+  }
+  return server;
+}
+
+std::uint64_t NginxServer::AccessLogLines() const {
+  std::ifstream in(dir_ + "/access.log");
+  std::uint64_t lines = 0;
+  std::string line;
+  while (std::getline(in, line)) ++lines;
+  return lines;
+}
+
+void NginxServer::Stop() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGTERM);
+  Reap(pid_);
+  pid_ = -1;
+}
+
+void NginxServer::Kill() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  Reap(pid_);
+  pid_ = -1;
+}
+
+NginxServer::~NginxServer() {
   Stop();
   if (!dir_.empty()) RemoveTree(dir_);
 }

@@ -26,6 +26,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -47,22 +48,64 @@ class RedisServer {
   // Start runs `redis-server --port 0 --unixsocket <dir>/redis.sock --save "" --appendonly no`
   // and returns once it answers PING on the socket. FailedPrecondition naming the Debian package
   // when /usr/bin/redis-server is missing.
+  // `tcp_port` > 0 also listens on 127.0.0.1:tcp_port (FreeLoopbackPort() picks one), for
+  // clients that speak TCP (the load generator).
   static absl::StatusOr<std::unique_ptr<RedisServer>> Start(
-      absl::Duration deadline = absl::Seconds(10));
+      absl::Duration deadline = absl::Seconds(10), int tcp_port = 0);
   RedisServer(const RedisServer&) = delete;
   RedisServer& operator=(const RedisServer&) = delete;
   // ~RedisServer: Stop, then the folder is removed.
   ~RedisServer();
 
   const std::string& socket_path() const { return socket_path_; }
+  int tcp_port() const { return tcp_port_; }  // 0: no TCP listener.
   pid_t pid() const { return pid_; }
   // Stop: SIGTERM, reaped within 10 s (SIGKILL after that). Idempotent.
   void Stop();
+  // Kill: SIGKILL, reaped (a server that dies mid-run). Idempotent.
+  void Kill();
 
  private:
   RedisServer() = default;
   std::string dir_;
   std::string socket_path_;
+  int tcp_port_ = 0;
+  pid_t pid_ = -1;
+};
+
+// FreeLoopbackPort: a TCP port on 127.0.0.1 that was free a moment ago (bound to port 0 and
+// closed), or -1.
+int FreeLoopbackPort();
+
+// NginxServer: Debian's nginx in the foreground as the caller's child (daemon off, master_process
+// off), with a config written into a fresh temporary folder: its own pid file, error and access
+// logs and temp folders there, `keepalive_requests` unbounded, serving files from <dir>/www on
+// 127.0.0.1:<free port>. <dir>/www/index.html is a 64-byte file; more may be written with
+// WriteFile. Start returns once a TCP connect succeeds. FailedPrecondition naming the Debian
+// package (nginx-light) when /usr/sbin/nginx is missing.
+class NginxServer {
+ public:
+  static absl::StatusOr<std::unique_ptr<NginxServer>> Start(
+      absl::Duration deadline = absl::Seconds(10));
+  NginxServer(const NginxServer&) = delete;
+  NginxServer& operator=(const NginxServer&) = delete;
+  // ~NginxServer: Stop, then the folder is removed.
+  ~NginxServer();
+
+  int port() const { return port_; }
+  pid_t pid() const { return pid_; }
+  const std::string& dir() const { return dir_; }
+  // AccessLogLines: requests nginx has logged so far (one line each; the log is unbuffered).
+  std::uint64_t AccessLogLines() const;
+  // Stop: SIGTERM (fast shutdown), reaped within 10 s (SIGKILL after that). Idempotent.
+  void Stop();
+  // Kill: SIGKILL, reaped. Idempotent.
+  void Kill();
+
+ private:
+  NginxServer() = default;
+  std::string dir_;
+  int port_ = 0;
   pid_t pid_ = -1;
 };
 

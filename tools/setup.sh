@@ -25,6 +25,9 @@ packages=(
   postgresql            # monkey integration tests, examples_test: initdb/postgres for a throwaway cluster
   libcurl4-openssl-dev  # monkey integration tests: the HTTP client (libcurl's easy interface)
   strace                # benchmarks/redis_monkey: syscalls per request (strace -c -f)
+  libssl-dev            # //ssl: OpenSSL 3 (libssl, libcrypto), the TLS library under gevent::SslSocket
+  openssl               # //ssl tests: the openssl CLI (s_server, s_client) as a TLS peer no one here wrote
+  curl                  # //ssl tests: the curl CLI as an HTTPS client of our TLS server (--cacert)
 )
 
 say() { echo "setup: $*" >&2; }

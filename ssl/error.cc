@@ -17,6 +17,13 @@ constexpr char kCodePayload[] = "gevent.ssl/openssl-error";
 
 // ReasonText: "<reason>" of one error, with OpenSSL's extra data (the verify result) appended.
 std::string ReasonText(unsigned long code, const char* data, int flags) {
+  if (ERR_SYSTEM_ERROR(code)) {
+    std::string text = ErrnoText(ERR_GET_REASON(code));
+    if (data != nullptr && (flags & ERR_TXT_STRING) != 0 && *data != '\0') {
+      absl::StrAppend(&text, " (", data, ")");
+    }
+    return text;
+  }
   const char* reason = ERR_reason_error_string(code);
   std::string text = reason != nullptr ? reason : absl::StrCat("OpenSSL error ", code);
   if (data != nullptr && (flags & ERR_TXT_STRING) != 0 && *data != '\0') {
@@ -55,7 +62,7 @@ absl::Status SslError(absl::StatusCode code, absl::string_view operation, absl::
     if (first == 0) {
       first = e;
       text = ReasonText(e, data, flags);
-    } else if (text.size() < 512) {
+    } else if (text.size() < 512 && !ERR_SYSTEM_ERROR(first) && ERR_GET_LIB(e) != ERR_LIB_SYS) {
       absl::StrAppend(&text, " (then: ", ReasonText(e, data, flags), ")");
     }
   }

@@ -40,7 +40,11 @@ int SslSocket::BioRead(BIO* bio, char* data, int size) {
   }
   for (;;) {
     const ssize_t n = sys::RecvFrom(fd, data, static_cast<size_t>(size), 0, nullptr, nullptr);
-    if (ABSL_PREDICT_TRUE(n >= 0)) return static_cast<int>(n);
+    if (ABSL_PREDICT_TRUE(n > 0)) return static_cast<int>(n);
+    if (n == 0) {
+      self->eof_ = true;  // OpenSSL asks (BIO_CTRL_EOF) to tell a truncation from a retry.
+      return 0;
+    }
     if (errno == EINTR) continue;
     if (errno == EAGAIN) {
       BIO_set_retry_read(bio);
@@ -72,8 +76,10 @@ int SslSocket::BioWrite(BIO* bio, const char* data, int size) {
   }
 }
 
-long SslSocket::BioCtrl(BIO*, int cmd, long, void*) {
+long SslSocket::BioCtrl(BIO* bio, int cmd, long, void*) {
   switch (cmd) {
+    case BIO_CTRL_EOF:
+      return static_cast<SslSocket*>(BIO_get_data(bio))->eof_ ? 1 : 0;
     case BIO_CTRL_FLUSH:
       return 1;  // Nothing is buffered here.
     default:

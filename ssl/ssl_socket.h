@@ -160,6 +160,7 @@ class SslSocket final : public Stream {
   SSL* ssl_ = nullptr;
   int sys_errno_ = 0;  // The errno of the BIO's last failed system call (not EAGAIN).
   bool write_shut_ = false;
+  bool eof_ = false;   // The BIO read the end of the TCP stream.
 };
 
 // CreateSslConnection: CreateConnection(host, port, timeout) (socket/resolve.h; `timeout` also

@@ -90,12 +90,14 @@ TEST_F(EchoServerTlsTest, EchoesOverTlsToOurClientAndToOpenSslClient) {
   ASSERT_TRUE(openssl.ok()) << openssl.status();
   absl::StatusOr<std::unique_ptr<testing::PeerProcess>> sc = testing::PeerProcess::Start(
       {*openssl, "s_client", "-connect", absl::StrCat("127.0.0.1:", port), "-servername",
-       "localhost", "-CAfile", pki_.ca_file, "-verify_return_error", "-quiet"});
+       "localhost", "-CAfile", pki_.ca_file, "-verify_return_error"});  // -quiet would ignore EOF
   ASSERT_TRUE(sc.ok());
   ASSERT_TRUE((*sc)->Write("echo me please\n").ok());
   ASSERT_TRUE((*sc)->ReadUntil("echo me please\n", kBound).ok());
-  (*sc)->CloseStdin();
-  (void)(*sc)->Wait(kBound);
+  (*sc)->CloseStdin();  // s_client: close_notify and exit.
+  absl::StatusOr<int> sc_code = (*sc)->Wait(kBound);
+  ASSERT_TRUE(sc_code.ok()) << sc_code.status();
+  EXPECT_EQ(*sc_code, 0) << (*sc)->output();
 
   server->Kill(SIGTERM);
   absl::StatusOr<int> code = server->Wait(kBound);

@@ -47,6 +47,7 @@ int SslSocket::BioRead(BIO* bio, char* data, int size) {
     }
     if (errno == EINTR) continue;
     if (errno == EAGAIN) {
+      self->read_blocked_ = true;
       BIO_set_retry_read(bio);
     } else {
       self->sys_errno_ = errno;
@@ -68,6 +69,7 @@ int SslSocket::BioWrite(BIO* bio, const char* data, int size) {
     if (ABSL_PREDICT_TRUE(n >= 0)) return static_cast<int>(n);
     if (errno == EINTR) continue;
     if (errno == EAGAIN) {
+      self->write_blocked_ = true;
       BIO_set_retry_write(bio);
     } else {
       self->sys_errno_ = errno;
@@ -234,12 +236,23 @@ absl::StatusOr<int> SslSocket::Drive(const char* operation, IoTimeout timeout,
   if (ABSL_PREDICT_FALSE(!socket_.is_open())) return ClosedError(operation);
   for (;;) {
     ERR_clear_error();
+    read_blocked_ = write_blocked_ = false;
     const int n = call();
     if (ABSL_PREDICT_TRUE(n > 0)) return n;
     const int e = SSL_get_error(ssl_, n);
     switch (e) {
       case SSL_ERROR_WANT_READ:
       case SSL_ERROR_WANT_WRITE:
+        // Park only if the socket itself said EAGAIN in this call. Without SSL_MODE_AUTO_RETRY,
+        // OpenSSL also "wants to read" right after it processed a post-handshake message (a
+        // session ticket, a KeyUpdate) when its own buffer is empty, though the kernel may hold
+        // more: an edge-triggered wait then would never wake. Decrypted bytes it holds
+        // (SSL_pending) are likewise taken by calling again, not by waiting. (Not
+        // SSL_has_pending: a partial record in the read-ahead buffer needs more bytes, a wait.)
+        if (!(e == SSL_ERROR_WANT_READ ? read_blocked_ : write_blocked_) ||
+            SSL_pending(ssl_) > 0) {
+          continue;
+        }
         if (absl::Status s = WaitFor(e == SSL_ERROR_WANT_READ, operation, timeout, deadline);
             !s.ok()) {
           return s;

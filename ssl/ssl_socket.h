@@ -161,6 +161,9 @@ class SslSocket final : public Stream {
   int sys_errno_ = 0;  // The errno of the BIO's last failed system call (not EAGAIN).
   bool write_shut_ = false;
   bool eof_ = false;   // The BIO read the end of the TCP stream.
+  // The BIO's read / write saw EAGAIN during the current OpenSSL call (Drive parks only then).
+  bool read_blocked_ = false;
+  bool write_blocked_ = false;
 };
 
 // CreateSslConnection: CreateConnection(host, port, timeout) (socket/resolve.h; `timeout` also

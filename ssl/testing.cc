@@ -8,12 +8,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
 #include "socket/address.h"
 #include "socket/socket.h"
+#include "hub/hub.h"
 #include "socket/wait.h"
 
 extern char** environ;
@@ -108,6 +110,14 @@ absl::StatusOr<std::unique_ptr<PeerProcess>> PeerProcess::Start(
   }
   std::unique_ptr<PeerProcess> p(new PeerProcess());
   p->pid_ = pid;
+  // Before the loop runs again (libev handles SIGCHLD from inside the loop).
+  PeerProcess* self = p.get();
+  p->child_ = std::make_unique<ChildWatcher>(GetHub().loop(), pid, [self] {
+    self->status_ = self->child_->rstatus();
+    self->child_->Stop();
+    self->exited_.Set();
+  });
+  p->child_->Start();
   p->stdin_ = in_pipe[1];
   p->out_ = out_pipe[0];
   fcntl(p->out_, F_SETFL, fcntl(p->out_, F_GETFL) | O_NONBLOCK);
@@ -115,10 +125,11 @@ absl::StatusOr<std::unique_ptr<PeerProcess>> PeerProcess::Start(
 }
 
 PeerProcess::~PeerProcess() {
-  if (pid_ > 0) {
+  if (pid_ > 0 && !exited_.IsSet()) {
     kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
+    (void)exited_.Wait(absl::Seconds(30));  // Reaped by libev; the watcher tells.
   }
+  if (child_ != nullptr) child_->Stop();
   CloseStdin();
   if (out_ >= 0) close(out_);
 }
@@ -189,19 +200,18 @@ absl::Status PeerProcess::ReadToEnd(absl::Duration timeout) {
 
 absl::StatusOr<int> PeerProcess::Wait(absl::Duration timeout) {
   if (pid_ <= 0) return absl::FailedPreconditionError("not running");
-  // The child's exit closes its output: park on that instead of polling waitpid.
-  (void)ReadToEnd(timeout);
-  int status = 0;
-  pid_t r = waitpid(pid_, &status, out_done_ ? 0 : WNOHANG);
-  if (r != pid_) {
+  const absl::Time deadline = absl::Now() + timeout;
+  const absl::Status read = ReadToEnd(timeout);  // All its output first.
+  if (!exited_.Wait(std::max(absl::ZeroDuration(), deadline - absl::Now()))) {
     kill(pid_, SIGKILL);
-    waitpid(pid_, &status, 0);
+    (void)exited_.Wait(absl::Seconds(30));
     pid_ = -1;
-    return absl::DeadlineExceededError(absl::StrCat("the peer did not exit in time; output:\n", output_));
+    return absl::DeadlineExceededError(absl::StrCat("the peer did not exit in time (reading its output: ",
+                                                    read.ToString(), "); output:\n", output_));
   }
   pid_ = -1;
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  return -WTERMSIG(status);
+  if (WIFEXITED(status_)) return WEXITSTATUS(status_);
+  return -WTERMSIG(status_);
 }
 
 }  // namespace gevent::testing

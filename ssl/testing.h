@@ -17,6 +17,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "core/watchers.h"
+#include "hub/event.h"
 #include "ssl/certificate.h"
 
 namespace gevent::testing {
@@ -45,7 +47,9 @@ absl::StatusOr<std::string> Tool(const std::string& name, const std::string& pac
 // FreePort: a loopback TCP port that was free a moment ago (for a peer that takes a port number).
 int FreePort();
 
-// PeerProcess: a child process with a pipe on its stdin and one on its stdout+stderr.
+// PeerProcess: a child process with a pipe on its stdin and one on its stdout+stderr. Its exit is
+// seen through a libev child watcher on the hub's (default) loop, which reaps every child on
+// SIGCHLD: a waitpid of our own would race with it and lose the status. Main thread's hub only.
 class PeerProcess {
  public:
   static absl::StatusOr<std::unique_ptr<PeerProcess>> Start(const std::vector<std::string>& argv);
@@ -77,6 +81,9 @@ class PeerProcess {
   // ReadSome: one read of output, parking up to `timeout`; false at the end of output.
   absl::StatusOr<bool> ReadSome(absl::Time deadline);
   pid_t pid_ = -1;
+  std::unique_ptr<ChildWatcher> child_;
+  Event exited_;
+  int status_ = 0;
   int stdin_ = -1;
   int out_ = -1;
   bool out_done_ = false;

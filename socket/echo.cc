@@ -41,7 +41,11 @@ EchoStatsSnapshot EchoStats::Snapshot() const {
   return s;
 }
 
-absl::Status EchoConnection(Socket& connection, EchoStats* stats, const EchoOptions& options) {
+namespace {
+
+// The loop, once for each connection type: the Socket instance makes direct (non-virtual) calls.
+template <typename Connection>
+absl::Status EchoLoop(Connection& connection, EchoStats* stats, const EchoOptions& options) {
   if (options.buffer_size == 0) {
     return absl::InvalidArgumentError("gevent::EchoConnection: buffer_size must be > 0");
   }
@@ -83,6 +87,16 @@ absl::Status EchoConnection(Socket& connection, EchoStats* stats, const EchoOpti
   }
 }
 
+}  // namespace
+
+absl::Status EchoConnection(Socket& connection, EchoStats* stats, const EchoOptions& options) {
+  return EchoLoop(connection, stats, options);
+}
+
+absl::Status EchoConnection(Stream& connection, EchoStats* stats, const EchoOptions& options) {
+  return EchoLoop(connection, stats, options);
+}
+
 StreamHandler MakeEchoHandler(std::shared_ptr<EchoStats> stats, EchoOptions options) {
   return [stats = std::move(stats), options](Socket connection, const SocketAddress&) {
     (void)EchoConnection(connection, stats.get(), options);
@@ -116,13 +130,14 @@ absl::Status EchoServer::Start() {
   server_options.stack = options_.stack;
   server_options.no_delay = true;
   server_options.idle_timeout = options_.idle_timeout;
+  StreamHandler handler = options_.make_handler ? options_.make_handler(stats_, options_.echo)
+                                                : MakeEchoHandler(stats_, options_.echo);
   if (options_.on_calling_thread) {
-    local_ = std::make_unique<StreamServer>(*address, MakeEchoHandler(stats_, options_.echo),
-                                            server_options);
+    local_ = std::make_unique<StreamServer>(*address, std::move(handler), server_options);
     return local_->Start();
   }
-  server_ = std::make_unique<MultiThreadServer>(
-      *address, MakeEchoHandler(stats_, options_.echo), options_.threads, server_options);
+  server_ = std::make_unique<MultiThreadServer>(*address, std::move(handler), options_.threads,
+                                                server_options);
   return server_->Start();
 }
 

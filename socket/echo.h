@@ -30,6 +30,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -39,6 +40,7 @@
 #include "greenlet/stack.h"
 #include "socket/server.h"
 #include "socket/socket.h"
+#include "socket/stream.h"
 
 namespace gevent {
 
@@ -74,15 +76,27 @@ struct EchoOptions {
 };
 
 // EchoConnection echoes `connection` until the client closes, goes idle or an error; returns OK
-// at a clean end of stream or an idle close, else the error that ended it. Counts into `stats` if not null. Hub thread only.
+// at a clean end of stream or an idle close, else the error that ended it. Counts into `stats` if
+// not null. Hub thread only. The Socket overload is the plain server's hot path (no virtual
+// call); the Stream one runs the same loop over any stream, TLS included (gevent::SslSocket,
+// where the end of stream is the client's close_notify).
 absl::Status EchoConnection(Socket& connection, EchoStats* stats, const EchoOptions& options = {});
+absl::Status EchoConnection(Stream& connection, EchoStats* stats, const EchoOptions& options = {});
 
 // MakeEchoHandler: a StreamHandler running EchoConnection (stats may be null). Safe to call from
 // several threads at once (as MultiThreadServer does).
 StreamHandler MakeEchoHandler(std::shared_ptr<EchoStats> stats, EchoOptions options = {});
 
+// EchoHandlerFactory: makes the per-connection handler from the shared stats and the echo options
+// (called once per server thread; what it returns must be safe to call from several threads).
+using EchoHandlerFactory =
+    std::function<StreamHandler(std::shared_ptr<EchoStats> stats, const EchoOptions& options)>;
+
 // EchoServerOptions: what //socket:echo_server's flags set.
 struct EchoServerOptions {
+  // make_handler: empty for plain TCP (MakeEchoHandler); //ssl's MakeSslEchoHandlerFactory
+  // (ssl/echo.h) serves the same echo over TLS.
+  EchoHandlerFactory make_handler;
   std::string host = "127.0.0.1";   // numeric address to bind ("0.0.0.0", "::", ...)
   uint16_t port = 0;                // 0: the kernel picks (read port() after Start)
   size_t threads = 1;               // threads, each with its own hub and SO_REUSEPORT listener

@@ -15,10 +15,12 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <utility>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "base/flags.h"
@@ -27,6 +29,9 @@
 #include "hub/hub.h"
 #include "socket/address.h"
 #include "socket/echo.h"
+#include "ssl/context.h"
+#include "ssl/echo.h"
+#include "ssl/server.h"
 
 ABSL_FLAG(std::string, host, "127.0.0.1", "numeric address to listen on (0.0.0.0, ::, ...)");
 ABSL_FLAG(int, port, 9000, "port to listen on, 0..65535 (0: any free port, printed at start)");
@@ -41,6 +46,11 @@ ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(60),
           "close a connection on which no byte arrives (or that does not read) for this long, "
           "e.g. 60s, 500ms; 0: never");
 ABSL_FLAG(int, buffer_size, 16 * 1024, "most bytes echoed at a time per connection, 1..16777216");
+ABSL_FLAG(std::string, tls_cert, "",
+          "serve TLS with this PEM certificate chain (leaf first); needs --tls_key");
+ABSL_FLAG(std::string, tls_key, "", "the PEM private key of --tls_cert");
+ABSL_FLAG(absl::Duration, tls_handshake_timeout, absl::Seconds(10),
+          "with TLS: drop a client whose handshake takes longer than this (> 0)");
 
 namespace {
 
@@ -97,8 +107,34 @@ absl::Status ValidateFlags() {
   if (const absl::Duration idle = absl::GetFlag(FLAGS_idle_timeout); idle < absl::ZeroDuration()) {
     return gevent::FlagError("--idle_timeout", absl::FormatDuration(idle), "must be >= 0 (0: never)");
   }
+  const bool cert = !absl::GetFlag(FLAGS_tls_cert).empty();
+  const bool key = !absl::GetFlag(FLAGS_tls_key).empty();
+  if (cert != key) {
+    return cert ? gevent::FlagError("--tls_key", "", "is needed with --tls_cert")
+                : gevent::FlagError("--tls_cert", "", "is needed with --tls_key");
+  }
+  if (absl::GetFlag(FLAGS_tls_handshake_timeout) <= absl::ZeroDuration()) {
+    return gevent::FlagError("--tls_handshake_timeout",
+                             absl::FormatDuration(absl::GetFlag(FLAGS_tls_handshake_timeout)),
+                             "must be > 0");
+  }
   return gevent::CheckFlagRange("--buffer_size", absl::GetFlag(FLAGS_buffer_size), 1,
                                 kMaxBufferSize);
+}
+
+// TlsContext: the server context of --tls_cert/--tls_key, or a FlagError naming the flag whose
+// file OpenSSL rejected, with OpenSSL's reason.
+absl::StatusOr<std::shared_ptr<gevent::SslContext>> TlsContext() {
+  gevent::SslContextOptions o;
+  o.role = gevent::SslRole::kServer;
+  o.cert_chain_file = absl::GetFlag(FLAGS_tls_cert);
+  o.key_file = absl::GetFlag(FLAGS_tls_key);
+  absl::StatusOr<std::shared_ptr<gevent::SslContext>> ctx = gevent::SslContext::Create(o);
+  if (ctx.ok()) return ctx;
+  const absl::string_view why = ctx.status().message();
+  const bool about_cert = absl::StrContains(why, "cert_chain_file");
+  return gevent::FlagError(about_cert ? "--tls_cert" : "--tls_key",
+                           about_cert ? o.cert_chain_file : o.key_file, why);
 }
 
 }  // namespace
@@ -117,6 +153,12 @@ int main(int argc, char** argv) {
   const int threads = absl::GetFlag(FLAGS_threads);
   const int pool_size = absl::GetFlag(FLAGS_pool_size);
   const int buffer_size = absl::GetFlag(FLAGS_buffer_size);
+  std::shared_ptr<gevent::SslContext> tls;
+  if (!absl::GetFlag(FLAGS_tls_cert).empty()) {
+    absl::StatusOr<std::shared_ptr<gevent::SslContext>> ctx = TlsContext();
+    if (!ctx.ok()) gevent::ExitWithFlagError(kProgram, ctx.status());
+    tls = *ctx;
+  }
 
   // The main thread's hub comes first so that it owns libev's default loop (signals).
   gevent::Hub& hub = gevent::GetHub();
@@ -146,6 +188,15 @@ int main(int argc, char** argv) {
     options.idle_timeout = idle;
   }
   options.echo.buffer_size = static_cast<size_t>(buffer_size);
+  if (tls != nullptr) {
+    gevent::SslServerOptions tls_options;
+    tls_options.context = tls;
+    tls_options.handshake_timeout = absl::GetFlag(FLAGS_tls_handshake_timeout);
+    options.make_handler = gevent::MakeSslEchoHandlerFactory(tls_options);
+    // OpenSSL's handshake needs more stack than the plain echo loop: guarded, so an overflow
+    // is a crash, not silent corruption.
+    options.stack = greenlet::StackOptions{256 * 1024, greenlet::StackKind::kGuarded};
+  }
   // One thread: the loop below serves the connections too, and the process stays
   // single-threaded (see EchoServerOptions::on_calling_thread).
   options.on_calling_thread = threads == 1;
@@ -154,8 +205,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "echo_server: %s\n", s.ToString().c_str());
     return 1;
   }
-  std::printf("echo_server: listening on %s with %d thread(s)\n",
-              server.address().ToString().c_str(), threads);
+  std::printf("echo_server: listening on %s with %d thread(s)%s\n",
+              server.address().ToString().c_str(), threads, tls != nullptr ? ", TLS" : "");
   std::fflush(stdout);
 
   // Parks the main greenlet: the hub runs the loop (and, with one thread, the connections).

@@ -27,6 +27,9 @@ packages=(
   strace                # benchmarks/redis_monkey: syscalls per request (strace -c -f)
   nginx-light           # loadgen integration tests: the HTTP server they start (foreground, own config)
   wrk                   # loadgen vs wrk benchmark: the reference HTTP load generator
+  libssl-dev            # //ssl: OpenSSL 3 (libssl, libcrypto), the TLS library under gevent::SslSocket
+  openssl               # //ssl tests: the openssl CLI (s_server, s_client) as a TLS peer no one here wrote
+  curl                  # //ssl tests: the curl CLI as an HTTPS client of our TLS server (--cacert)
 )
 
 say() { echo "setup: $*" >&2; }

@@ -23,6 +23,8 @@
 #include "socket/resolve.h"
 #include "socket/socket.h"
 #include "socket/stream.h"
+#include "ssl/ssl_socket.h"
+#include "socket/stream.h"
 
 namespace loadgen {
 
@@ -228,6 +230,7 @@ class Client {
       bool connect_error = false;
       std::string connect_why;
       gevent::Socket socket;
+      std::unique_ptr<gevent::SslSocket> tls;  // --tls: the session over the connection.
       bool holds_slot = true;
       ctx_.connecting->Acquire();
       {
@@ -240,17 +243,33 @@ class Client {
         } release{ctx_.connecting, &holds_slot};
         const std::int64_t connect_start = MonotonicNanos();
         absl::StatusOr<gevent::Socket> connected = Connect();
+        if (connected.ok() && ctx_.options->tls != nullptr) {
+          absl::Status handshake = StartTls(std::move(*connected), connect_start, &tls);
+          if (!handshake.ok()) connected = handshake;
+        }
         if (!connected.ok()) {
           error = ClassifyConnect(connected.status());
           connect_error = true;
           connect_why = std::string(connected.status().message());
         } else {
-          socket = std::move(*connected);
+          if (tls == nullptr) socket = std::move(*connected);
+          gevent::Socket& raw = tls != nullptr ? tls->socket() : socket;
+          gevent::SocketStream plain(raw);
+          gevent::Stream& stream = tls != nullptr ? static_cast<gevent::Stream&>(*tls) : plain;
           ActiveGuard active(*ctx_.counters, MonotonicNanos() - connect_start);
-          error = ctx_.options->protocol == Protocol::kEcho
-                      ? Converse(socket, &holds_slot, &backoff)
-                      : ConverseProtocol(socket, &holds_slot, &backoff);
+          if (ctx_.options->protocol != Protocol::kEcho) {
+            error = ConverseProtocol(stream, raw, &holds_slot, &backoff);
+          } else if (tls != nullptr) {
+            error = Converse(*tls, raw, &holds_slot, &backoff);
+          } else {
+            error = Converse(socket, raw, &holds_slot, &backoff);  // Direct calls: the hot path.
+          }
+          if (!error.has_value() && !(reconnect_ && !ctx_.stopping)) Drain(stream);  // Stopped.
         }
+      }
+      if (tls != nullptr) {
+        tls->Close().IgnoreError();
+        tls.reset();
       }
       if (!error.has_value() && reconnect_ && !ctx_.stopping) {
         // --requests_per_connection reached, or an http server closed: a new connection at once.
@@ -258,12 +277,8 @@ class Client {
         socket.Close().IgnoreError();
         continue;
       }
-      if (!error.has_value()) {  // Stopped: the run is over.
-        Drain(socket);
-        socket.Close().IgnoreError();
-        return;
-      }
       socket.Close().IgnoreError();
+      if (!error.has_value()) return;  // Stopped: the run is over (drained above).
       if (connect_error) {
         ctx_.counters->RecordConnectError(*error, connect_why, ctx_.hub->stats());
       } else {
@@ -315,16 +330,36 @@ class Client {
     return last;
   }
 
-  // Drain ends a conversation at the end of the run: half-close, then read and discard until the
-  // server's end of stream or the drain deadline. The server echoes what it still had and sees a
-  // clean end of stream; closing with echoes unread would have sent it a reset.
-  void Drain(gevent::Socket& socket) {
-    if (!socket.Shutdown(SHUT_WR).ok()) return;
+  // StartTls wraps a connected socket in a TLS session (--tls) and completes the handshake within
+  // what is left of connect_timeout (counted from connect_start): the handshake is part of the
+  // connect, in its latency and its errors ("TLS handshake: certificate verify failed: ...").
+  absl::Status StartTls(gevent::Socket socket, std::int64_t connect_start,
+                        std::unique_ptr<gevent::SslSocket>* out) {
+    const ClientOptions& o = *ctx_.options;
+    absl::StatusOr<std::unique_ptr<gevent::SslSocket>> tls =
+        gevent::SslSocket::Client(std::move(socket), o.tls, o.tls_server_name);
+    if (!tls.ok()) return tls.status();
+    const std::int64_t left =
+        connect_start + absl::ToInt64Nanoseconds(o.connect_timeout) - MonotonicNanos();
+    absl::Status done = (*tls)->Handshake(absl::Nanoseconds(std::max<std::int64_t>(left, 0)));
+    if (!done.ok()) {
+      return absl::Status(done.code(), absl::StrCat("TLS handshake: ", done.message()));
+    }
+    *out = std::move(*tls);
+    return absl::OkStatus();
+  }
+
+  // Drain ends a conversation at the end of the run: half-close (TLS: close_notify), then read
+  // and discard until the server's end of stream or the drain deadline. The server echoes what
+  // it still had and sees a clean end of stream; closing with echoes unread would have sent it a
+  // reset.
+  void Drain(gevent::Stream& stream) {
+    if (!stream.ShutdownWrite(gevent::IoTimeout(kDrainBound)).ok()) return;
     for (;;) {
       const std::int64_t left = ctx_.drain_deadline_ns - MonotonicNanos();
       if (left <= 0) return;
-      absl::StatusOr<std::size_t> got = socket.RecvInto(buffer_.data(), buffer_.size(),
-                                                        gevent::IoTimeout(absl::Nanoseconds(left)));
+      absl::StatusOr<std::size_t> got = stream.RecvInto(
+          absl::MakeSpan(buffer_), gevent::IoTimeout(absl::Nanoseconds(left)));
       if (!got.ok() || *got == 0) return;
     }
   }
@@ -332,7 +367,11 @@ class Client {
   // Converse runs the message loop on a connected socket until an error, which it returns, or
   // the end of the run (std::nullopt; the stop cancels the socket's waits).
   // *holds_slot is cleared (and the connect slot released) after the first echo.
-  std::optional<ErrorKind> Converse(gevent::Socket& socket, bool* holds_slot, absl::Duration* backoff) {
+  // `Conn` is gevent::Socket (plain TCP: direct calls) or gevent::SslSocket; `raw` is the socket
+  // underneath, whose read wait the sweeper cancels.
+  template <typename Conn>
+  std::optional<ErrorKind> Converse(Conn& conn, gevent::Socket& raw, bool* holds_slot,
+                                    absl::Duration* backoff) {
     const ClientOptions& o = *ctx_.options;
     const std::size_t size = o.message_size;
     const std::size_t pipeline = ring_.size();
@@ -346,7 +385,7 @@ class Client {
       Watch* w;
       ~Unwatch() { *w = Watch(); }
     } unwatch{watch_};
-    watch_->waiting = &socket;
+    watch_->waiting = &raw;
     std::size_t head = 0;
     std::size_t count = 0;
     std::size_t have = 0;
@@ -368,7 +407,7 @@ class Client {
           intended = next_send_ns_;
           next_send_ns_ += interval_ns_;
         }
-        const absl::Status sent = socket.SendAll(ctx_.pattern->Message(id_, seq_), send_timeout);
+        const absl::Status sent = conn.SendAll(ctx_.pattern->Message(id_, seq_), send_timeout);
         if (!sent.ok()) {
           if (ctx_.stopping) return std::nullopt;
           return ClassifyIo(sent);
@@ -395,7 +434,7 @@ class Client {
       // instead of making one that would fail with EAGAIN: with many connections the echo is
       // almost never back when the send returns.
       absl::StatusOr<std::size_t> got =
-          socket.RecvInto(buffer_.data() + have, buffer_.size() - have,
+          conn.RecvInto(absl::Span<char>(buffer_.data() + have, buffer_.size() - have),
                           wait.has_value() ? gevent::IoTimeout(*wait) : gevent::IoTimeout::Forever());
       now = MonotonicNanos();
       if (ctx_.stopping) return std::nullopt;
@@ -438,7 +477,8 @@ class Client {
   // due in one SendAll), replies parsed from a BufferedReader's buffer (Peek, Fill, Consume: no
   // copy) and checked. Returns as Converse does; reconnect_ is set for a planned reconnect or an
   // http server's close.
-  std::optional<ErrorKind> ConverseProtocol(gevent::Socket& socket, bool* holds_slot,
+  std::optional<ErrorKind> ConverseProtocol(gevent::Stream& stream, gevent::Socket& raw,
+                                            bool* holds_slot,
                                             absl::Duration* backoff) {
     const ClientOptions& o = *ctx_.options;
     const bool redis = o.protocol == Protocol::kRedis;
@@ -455,9 +495,7 @@ class Client {
       Watch* w;
       ~Unwatch() { *w = Watch(); }
     } unwatch{watch_};
-    watch_->waiting = &socket;
-    // Requests and replies go through the Stream (TLS will wrap the connection here).
-    gevent::SocketStream stream(socket);
+    watch_->waiting = &raw;
     gevent::BufferedReader reader(stream, {.capacity = 4096, .max_buffered = 1024 * 1024 + 4096});
     const std::uint64_t limit = o.requests_per_connection;
     std::uint64_t sent_here = 0;

@@ -61,6 +61,7 @@
 
 namespace gevent {
 class AsyncWatcher;
+class SslContext;
 }  // namespace gevent
 
 namespace loadgen {
@@ -212,6 +213,10 @@ struct ClientOptions {
   std::size_t value_size = 32;
   std::string http_request;
   std::uint64_t requests_per_connection = 0;  // 0: unlimited.
+  // --tls: a client context (null: plain TCP) and the name its sessions send as SNI and check
+  // the certificate against (the target's host).
+  std::shared_ptr<gevent::SslContext> tls;
+  std::string tls_server_name;
   // Client greenlet stacks: unguarded slab stacks, so 10,000+ clients fit under
   // vm.max_map_count; only touched pages become resident.
   std::size_t stack_size = 64 * 1024;

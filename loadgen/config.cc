@@ -53,6 +53,14 @@ ABSL_FLAG(std::string, header, "",
 ABSL_FLAG(int64_t, requests_per_connection, 0,
           "reconnect after this many requests on a connection (0: never), so connects and the "
           "server's accept path are measured too");
+ABSL_FLAG(bool, tls, false,
+          "TLS on every connection (//ssl): with the embedded server, a self-signed certificate "
+          "made in memory at start-up that the clients trust; with --target, verified against "
+          "--tls_ca or the system's CAs, or not at all with --tls_insecure");
+ABSL_FLAG(std::string, tls_ca, "",
+          "with --tls: the PEM file of the CAs that verify the server (default: the system's)");
+ABSL_FLAG(bool, tls_insecure, false,
+          "with --tls: do not verify the server's certificate or name (testing only)");
 
 namespace loadgen {
 namespace {
@@ -162,6 +170,17 @@ absl::Status Validate(const Config& c) {
     return FlagError("--requests_per_connection", absl::StrCat(c.requests_per_connection),
                      "must be 0 (unlimited) or positive");
   }
+  if (!c.tls && !c.tls_ca.empty()) return FlagError("--tls_ca", c.tls_ca, "needs --tls");
+  if (!c.tls && c.tls_insecure) return FlagError("--tls_insecure", "true", "needs --tls");
+  if (c.tls_insecure && !c.tls_ca.empty()) {
+    return FlagError("--tls_insecure", "true", "contradicts --tls_ca (verify or not, not both)");
+  }
+  if (c.embedded() && (c.tls_insecure || !c.tls_ca.empty())) {
+    return FlagError(c.tls_insecure ? "--tls_insecure" : "--tls_ca",
+                     c.tls_insecure ? "true" : c.tls_ca,
+                     "needs --target (the embedded server's certificate is made and trusted in "
+                     "memory)");
+  }
   return absl::OkStatus();
 }
 
@@ -190,6 +209,9 @@ Config ConfigFromFlags() {
   const std::string header = absl::GetFlag(FLAGS_header);
   if (!header.empty()) c.headers = {header};
   c.requests_per_connection = absl::GetFlag(FLAGS_requests_per_connection);
+  c.tls = absl::GetFlag(FLAGS_tls);
+  c.tls_ca = absl::GetFlag(FLAGS_tls_ca);
+  c.tls_insecure = absl::GetFlag(FLAGS_tls_insecure);
   return c;
 }
 
@@ -202,6 +224,7 @@ gevent::UsageSpec LoadgenUsage() {
       "greenlet switch cost.\n"
       "  loadgen                        # embedded echo server, 1000 clients, 10 s\n"
       "  loadgen --target=HOST:PORT     # an external TCP echo server\n"
+      "  loadgen --tls                  # the same over TLS (a certificate made in memory)\n"
       "  loadgen --protocol=redis --target=127.0.0.1:6379 [--ratio=1:10 --pipeline=16]\n"
       "  loadgen --protocol=http --target=127.0.0.1:8080 [--path=/ --header=NAME:VALUE]\n"
       "  loadgen merge A.json B.json    # one report of runs on several machines (merge --help)";

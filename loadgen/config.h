@@ -73,6 +73,10 @@ struct Config {
   std::string path = "/";              // http: the GET's path.
   std::vector<std::string> headers;    // http: each --header=NAME:VALUE, in order.
   std::int64_t requests_per_connection = 0;  // Reconnect after this many; 0: never.
+  // --tls: every connection over TLS (RunLoad makes the contexts; see --help).
+  bool tls = false;
+  std::string tls_ca;         // With --target: the CA file verifying the server.
+  bool tls_insecure = false;  // With --target: no verification at all.
 
   bool embedded() const { return target.empty(); }
   // protocol_kind: the parsed --protocol (Validate has checked it; kEcho if it does not parse).

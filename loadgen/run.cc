@@ -26,6 +26,10 @@
 #include "loadgen/protocol.h"
 #include "socket/address.h"
 #include "socket/echo.h"
+#include "ssl/certificate.h"
+#include "ssl/context.h"
+#include "ssl/echo.h"
+#include "ssl/server.h"
 
 namespace loadgen {
 namespace {
@@ -190,12 +194,49 @@ absl::StatusOr<RunResult> RunLoad(const Config& config, const RunOptions& option
     client_options.addresses = std::move(*addresses);
     client_options.host = target->host;
     client_options.port = target->port;
+    client_options.tls_server_name = target->host;
     result.server = config.target;
     result.server_threads = 0;
   }
   if (options.calibrate) {
     result.ns_per_switch = MeasureSwitchNs();
     result.ns_per_yield = MeasureYieldNs();
+  }
+
+  // --tls: the embedded server's certificate is made here, in memory, and is the one CA its
+  // clients trust; against a --target, --tls_ca, the system's CAs, or nothing (--tls_insecure).
+  std::shared_ptr<gevent::SslContext> server_tls;
+  if (config.tls) {
+    gevent::SslContextOptions client_tls;
+    if (config.embedded()) {
+      absl::StatusOr<gevent::Certificate> cert = gevent::MakeSelfSignedCertificate();
+      if (!cert.ok()) return cert.status();
+      gevent::SslContextOptions server_options;
+      server_options.role = gevent::SslRole::kServer;
+      server_options.cert_chain_pem = cert->certificate_pem;
+      server_options.key_pem = cert->private_key_pem;
+      absl::StatusOr<std::shared_ptr<gevent::SslContext>> made =
+          gevent::SslContext::Create(server_options);
+      if (!made.ok()) return made.status();
+      server_tls = *std::move(made);
+      client_tls.ca_pem = cert->certificate_pem;
+      client_tls.use_default_ca_store = false;
+    } else if (config.tls_insecure) {
+      client_tls.verify_peer = false;
+      client_tls.check_hostname = false;
+    } else {
+      client_tls.ca_file = config.tls_ca;
+    }
+    absl::StatusOr<std::shared_ptr<gevent::SslContext>> made =
+        gevent::SslContext::Create(client_tls);
+    if (!made.ok()) {
+      return absl::Status(made.status().code(),
+                          config.tls_ca.empty()
+                              ? absl::StrCat("--tls: ", made.status().message())
+                              : absl::StrCat("--tls_ca=", config.tls_ca, ": ",
+                                             made.status().message()));
+    }
+    client_options.tls = *std::move(made);
   }
 
   std::unique_ptr<gevent::EchoServer> server;
@@ -205,6 +246,12 @@ absl::StatusOr<RunResult> RunLoad(const Config& config, const RunOptions& option
     server_options.port = 0;
     server_options.threads = static_cast<std::size_t>(config.server_threads);
     server_options.backlog = 4096;  // The kernel caps it at net.core.somaxconn.
+    if (server_tls != nullptr) {
+      gevent::SslServerOptions tls;
+      tls.context = server_tls;
+      tls.handshake_timeout = config.connect_timeout;
+      server_options.make_handler = gevent::MakeSslEchoHandlerFactory(tls);
+    }
     server = std::make_unique<gevent::EchoServer>(server_options);
     if (absl::Status s = server->Start(); !s.ok()) {
       return absl::Status(s.code(), absl::StrCat("starting the embedded echo server: ", s.message()));
@@ -214,10 +261,12 @@ absl::StatusOr<RunResult> RunLoad(const Config& config, const RunOptions& option
     client_options.addresses = {
         gevent::SocketAddress::Loopback(static_cast<std::uint16_t>(server->port()))};
     result.server = absl::StrCat("embedded echo server 127.0.0.1:", server->port());
+    client_options.tls_server_name = "127.0.0.1";  // The certificate names 127.0.0.1.
     result.server_threads = config.server_threads;
   }
   client_options.protocol = config.protocol_kind();
   result.protocol = ProtocolName(client_options.protocol);
+  if (config.tls) absl::StrAppend(&result.server, " (TLS)");
   if (absl::StatusOr<Ratio> ratio = ParseRatio(config.ratio); ratio.ok()) {
     client_options.ratio = *ratio;
   }

@@ -428,6 +428,58 @@ absl::StatusOr<RunResult> ResultFromObject(const Json& j) {
     LOADGEN_ASSIGN_OR_RETURN(r.server_connection_errors,
                              AsInt(*server_errors, "server_connection_errors"));
   }
+  // The protocol, its settings, its counters and the connects.
+  const Json* protocol;
+  LOADGEN_ASSIGN_OR_RETURN(protocol, Field(j, "protocol"));
+  if (protocol->kind != Json::kString) return FieldError("protocol", "not a string");
+  if (protocol->text != "echo" && protocol->text != "redis" && protocol->text != "http") {
+    return FieldError("protocol", absl::StrCat("unknown protocol \"", protocol->text,
+                                               "\" (written by another loadgen version?)"));
+  }
+  r.protocol = protocol->text;
+  for (auto [name, dest] : {std::pair<const char*, std::string*>{"ratio", &r.ratio},
+                            {"path", &r.path},
+                            {"first_server_error", &r.first_server_error},
+                            {"first_malformed", &r.first_malformed}}) {
+    const Json* v;
+    LOADGEN_ASSIGN_OR_RETURN(v, Field(j, name));
+    if (v->kind == Json::kString) {
+      *dest = v->text;
+    } else if (v->kind != Json::kNull) {
+      return FieldError(name, "not a string or null");
+    }
+  }
+  // keyspace and value_size: null when the protocol has none (read as 0).
+  const Json* keyspace;
+  LOADGEN_ASSIGN_OR_RETURN(keyspace, Field(j, "keyspace"));
+  if (keyspace->kind != Json::kNull) {
+    LOADGEN_ASSIGN_OR_RETURN(r.keyspace, AsInt(*keyspace, "keyspace"));
+  }
+  const Json* value_size;
+  LOADGEN_ASSIGN_OR_RETURN(value_size, Field(j, "value_size"));
+  if (value_size->kind != Json::kNull) {
+    LOADGEN_ASSIGN_OR_RETURN(r.value_size, GetSmallInt(j, "value_size"));
+  }
+  LOADGEN_ASSIGN_OR_RETURN(r.connects, GetUint(j, "connects"));
+  const Json* connect_latency;
+  LOADGEN_ASSIGN_OR_RETURN(connect_latency, Field(j, "connect_latency_histogram"));
+  LOADGEN_ASSIGN_OR_RETURN(r.connect_latency,
+                           HistogramFromJson(*connect_latency, "connect_latency_histogram"));
+  for (auto [key, dest] : {std::pair<const char*, Counts*>{"counts", &r.counts},
+                           {"whole_run_counts", &r.whole_run}}) {
+    const Json* counts;
+    LOADGEN_ASSIGN_OR_RETURN(counts, Field(j, key));
+    if (counts->kind != Json::kObject) return FieldError(key, "not an object");
+    for (const auto& [name, count] : counts->members) {
+      std::size_t k = 0;
+      while (k < kCountCount && name != CountName(static_cast<Count>(k))) ++k;
+      if (k == kCountCount) {
+        return FieldError(key, absl::StrCat("unknown count \"", name,
+                                            "\" (written by another loadgen version?)"));
+      }
+      LOADGEN_ASSIGN_OR_RETURN((*dest)[k], AsUint(count, key));
+    }
+  }
   const Json* by_kind;
   LOADGEN_ASSIGN_OR_RETURN(by_kind, Field(j, "errors_by_kind"));
   if (by_kind->kind != Json::kObject) return FieldError("errors_by_kind", "not an object");
@@ -493,6 +545,15 @@ absl::StatusOr<RunResult> MergeResults(const std::vector<RunResult>& runs,
       return differs("message_size", r.message_size, runs[0].message_size);
     }
     if (r.pipeline != runs[0].pipeline) return differs("pipeline", r.pipeline, runs[0].pipeline);
+    // The protocol and its settings: a SET count summed with another ratio's, or hits summed
+    // over other keyspaces or paths, describe no load.
+    if (r.protocol != runs[0].protocol) return differs("protocol", r.protocol, runs[0].protocol);
+    if (r.ratio != runs[0].ratio) return differs("ratio", r.ratio, runs[0].ratio);
+    if (r.keyspace != runs[0].keyspace) return differs("keyspace", r.keyspace, runs[0].keyspace);
+    if (r.value_size != runs[0].value_size) {
+      return differs("value_size", r.value_size, runs[0].value_size);
+    }
+    if (r.path != runs[0].path) return differs("path", r.path, runs[0].path);
     if (r.open_loop() != runs[0].open_loop()) {
       return differs("loop", r.open_loop() ? "open" : "closed",
                      runs[0].open_loop() ? "open" : "closed");
@@ -527,6 +588,14 @@ absl::StatusOr<RunResult> MergeResults(const std::vector<RunResult>& runs,
                                : m.server_cpu_seconds + r.server_cpu_seconds;
     m.connected_clients += r.connected_clients;
     for (std::size_t k = 0; k < kErrorKindCount; ++k) m.errors[k] += r.errors[k];
+    for (std::size_t k = 0; k < kCountCount; ++k) {
+      m.counts[k] += r.counts[k];
+      m.whole_run[k] += r.whole_run[k];
+    }
+    m.connects += r.connects;
+    m.connect_latency.Merge(r.connect_latency);
+    if (m.first_server_error.empty()) m.first_server_error = r.first_server_error;
+    if (m.first_malformed.empty()) m.first_malformed = r.first_malformed;
     m.server_connection_errors = (m.server_connection_errors < 0 || r.server_connection_errors < 0)
                                      ? -1
                                      : m.server_connection_errors + r.server_connection_errors;

@@ -5,16 +5,20 @@
 //   loadgen merge /results/*.json --json=/results/all.json                          # anywhere
 //
 // Input: the --json documents of loadgen runs (report.h ToJson, "format_version" 1). Each carries
-// its whole latency histogram ("latency_histogram", and "uncorrected_latency_histogram" for an
-// open loop) as the non-empty buckets' (index, count) pairs with the exact count, min, max, sum
-// (histogram.h, Histogram::ToJson), so the merge is exact: the histograms are added bucket by
-// bucket, and every count, percentile, min and max of the merged report is the one a single
-// histogram of all the samples gives (the mean too, up to the last bit of a double sum).
+// its whole latency histogram ("latency_histogram", "uncorrected_latency_histogram" for an open
+// loop, and "connect_latency_histogram" for the connects) as the non-empty buckets' (index,
+// count) pairs with the exact count, min, max, sum (histogram.h, Histogram::ToJson), so the
+// merge is exact: the histograms are added bucket by bucket, and every count, percentile, min and
+// max of the merged report is the one a single histogram of all the samples gives (the mean too,
+// up to the last bit of a double sum).
 //
 // Semantics of the other figures (MergeResults):
-//   - summed: messages, bytes, errors (by kind), clients, client and server threads, connected
-//     clients, switches, loop iterations, callbacks, client CPU, server CPU and server connection
-//     errors (each "not measured" if any run has it so), --rate asked;
+//   - summed: messages, bytes, errors (by kind, the redis/http ones included), the protocol
+//     counters (report.h Count: SETs, GETs, hits, misses, HTTP status classes, server closes,
+//     planned reconnects..., of the measured window and of the whole run), connects, clients,
+//     client and server threads, connected clients, switches, loop iterations, callbacks, client
+//     CPU, server CPU and server connection errors (each "not measured" if any run has it so),
+//     --rate asked;
 //   - wall time: the longest measured window; throughput = total messages / that window. The runs
 //     are taken to have run *in parallel* (one per machine, started together, same --duration),
 //     so this is the sum of the runs' rates when their windows are equal, and never more than that
@@ -23,7 +27,11 @@
 //   - --duration asked: the longest; interrupted: if any run was (its signal is shown);
 //   - calibration (ns per switch, per Sleep(0)): the mean over the runs that calibrated;
 //   - target: the runs' --target (or "embedded") values, distinct, in order, comma-separated;
-//   - message size, pipeline and the loop kind (closed / open) must be the same in every run;
+//   - connects/s: total connects / the longest window, as throughput;
+//   - first server error, first malformed reply: the first run's that has one, in input order;
+//   - message size, pipeline, the loop kind (closed / open), the protocol and its settings (redis:
+//     ratio, keyspace, value_size; http: path) must be the same in every run (--header values
+//     are not recorded and not compared);
 //   - the per-second series is not merged (the runs' clocks are not aligned): merged JSON has
 //     "series": [].
 // The merged result is written with ToJson (--json=OUT), so merged files merge again.
@@ -33,13 +41,16 @@
 // as after a run); 2 usage: no input file, an unknown flag, --json with no path
 // ("loadgen merge: ..."); 3 input: a file that cannot be read, is empty, is not JSON, is not a
 // loadgen result, has another format or histogram version, another bucket layout, an inconsistent
-// histogram, or a run that cannot be merged with the first (another message size, ...), or
+// histogram, or a run that cannot be merged with the first (another message size, protocol,
+// ratio, ...; the error names the field), or
 // --json=OUT not writable. Every input error names the file and the problem, on one line:
 // "loadgen merge: b.json: not JSON: expected a value at offset 0".
 //
 // A note for new RunResult fields: ResultFromJson and MergeResults list every field they read and
 // how it merges; a field they do not know is ignored (it reads as its default), except an
-// error kind in "errors_by_kind" that ErrorKindName does not name, which is an input error.
+// error kind in "errors_by_kind" that ErrorKindName does not name, a count in "counts" or
+// "whole_run_counts" that CountName does not name, or a protocol other than echo, redis and http,
+// which are input errors (summing without them would drop part of the runs).
 //
 // Thread-safety: pure functions, except MergeMain (reads and writes files, prints).
 #ifndef LOADGEN_MERGE_H_

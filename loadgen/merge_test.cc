@@ -14,6 +14,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
 #include "gtest/gtest.h"
 #include "loadgen/histogram.h"
@@ -271,6 +272,206 @@ TEST(MergeTest, RunsThatDifferInShapeDoNotMerge) {
   EXPECT_FALSE(MergeResults({}, {}).ok());
 }
 
+// ---- Protocols: redis and http runs merge their counters, connects and connect latency. ----
+
+std::uint64_t Of(const Counts& c, Count k) { return c[static_cast<std::size_t>(k)]; }
+std::uint64_t& At(ErrorCounts& e, ErrorKind k) { return e[static_cast<std::size_t>(k)]; }
+
+// MakeProtocolRun: a run of `protocol` whose request latency is `latency`, whose connects took
+// `connect_latency`, with every counter (measured window and whole run) a distinct multiple of
+// `scale`, so that a wrong or missing sum shows.
+RunResult MakeProtocolRun(const std::string& protocol, const Histogram& latency,
+                          const Histogram& connect_latency, std::uint64_t scale) {
+  RunResult r = MakeRun("10.0.0.5:6379", latency, latency.count(), 10.0);
+  r.server_threads = 0;
+  r.server_cpu_seconds = -1;
+  r.server_connection_errors = -1;
+  r.protocol = protocol;
+  if (protocol == "redis") {
+    r.ratio = "1:10";
+    r.keyspace = 1000;
+    r.value_size = 32;
+  } else if (protocol == "http") {
+    r.path = "/index.html";
+  }
+  for (std::size_t k = 0; k < kCountCount; ++k) {
+    r.counts[k] = scale * (k + 1);
+    r.whole_run[k] = scale * (k + 1) + 100 * (k + 1);
+  }
+  r.connects = connect_latency.count();
+  r.connect_latency = connect_latency;
+  At(r.errors, ErrorKind::kMalformed) = scale;
+  At(r.errors, ErrorKind::kServerError) = 2 * scale;
+  return r;
+}
+
+struct ProtocolMerge {
+  RunResult a, b;
+  Histogram latency_union, connect_union;
+  absl::StatusOr<RunResult> merged;
+};
+
+// MergeTwo: two runs of `protocol` with their own request and connect latencies, each through
+// the file format, merged.
+ProtocolMerge MergeTwo(const std::string& protocol) {
+  ProtocolMerge p;
+  const std::vector<std::uint64_t> la = Samples(20, 6000), lb = Samples(21, 4000);
+  std::vector<std::uint64_t> ca = Samples(22, 300), cb = Samples(23, 500);
+  p.a = MakeProtocolRun(protocol, Record(la), Record(ca), 3);
+  p.b = MakeProtocolRun(protocol, Record(lb), Record(cb), 1000);
+  p.a.first_malformed = "";
+  p.b.first_malformed = "HTTP/1.1 2x0: bad status at offset 9";
+  p.a.first_server_error = "ERR wrong number of arguments";
+  p.b.first_server_error = "ERR other";
+  std::vector<std::uint64_t> all = la;
+  all.insert(all.end(), lb.begin(), lb.end());
+  p.latency_union = Record(all);
+  ca.insert(ca.end(), cb.begin(), cb.end());
+  p.connect_union = Record(ca);
+  p.merged = MergeResults({RoundTrip(p.a), RoundTrip(p.b)}, {"a.json", "b.json"});
+  return p;
+}
+
+void ExpectSummed(const ProtocolMerge& p, const RunResult& m) {
+  for (std::size_t k = 0; k < kCountCount; ++k) {
+    EXPECT_EQ(m.counts[k], p.a.counts[k] + p.b.counts[k]) << CountName(static_cast<Count>(k));
+    EXPECT_EQ(m.whole_run[k], p.a.whole_run[k] + p.b.whole_run[k])
+        << CountName(static_cast<Count>(k));
+  }
+  for (std::size_t k = 0; k < kErrorKindCount; ++k) {
+    EXPECT_EQ(m.errors[k], p.a.errors[k] + p.b.errors[k])
+        << ErrorKindName(static_cast<ErrorKind>(k));
+  }
+  EXPECT_EQ(m.connects, p.a.connects + p.b.connects);
+  EXPECT_EQ(m.connects, p.connect_union.count());
+  ExpectSameHistogram(m.latency, p.latency_union);
+  ExpectSameHistogram(m.connect_latency, p.connect_union);
+}
+
+TEST(MergeProtocolTest, RedisRunsSumTheirCountersAndMergeBothHistogramsExactly) {
+  ProtocolMerge p = MergeTwo("redis");
+  ASSERT_TRUE(p.merged.ok()) << p.merged.status();
+  const RunResult& m = *p.merged;
+  EXPECT_EQ(m.protocol, "redis");
+  EXPECT_EQ(m.ratio, "1:10");
+  EXPECT_EQ(m.keyspace, 1000);
+  EXPECT_EQ(m.value_size, 32);
+  ExpectSummed(p, m);
+  // The first run's first error that has one, in input order.
+  EXPECT_EQ(m.first_server_error, "ERR wrong number of arguments");
+  EXPECT_EQ(m.first_malformed, "HTTP/1.1 2x0: bad status at offset 9");
+  // Merges compose: the merged file reads back with everything.
+  const RunResult again = RoundTrip(m);
+  ExpectSummed(p, again);
+  EXPECT_EQ(again.protocol, "redis");
+  EXPECT_EQ(again.ratio, "1:10");
+
+  const std::string report = FormatReport(m);
+  const std::uint64_t sets = Of(p.a.counts, Count::kSets) +
+                             Of(p.b.counts, Count::kSets);
+  const std::uint64_t hits = Of(p.a.counts, Count::kGets) +
+                             Of(p.b.counts, Count::kGets);
+  const std::uint64_t misses = Of(p.a.counts, Count::kMisses) +
+                               Of(p.b.counts, Count::kMisses);
+  const std::uint64_t sets_sent = Of(p.a.whole_run, Count::kSetsSent) +
+                                  Of(p.b.whole_run, Count::kSetsSent);
+  const std::uint64_t gets_sent = Of(p.a.whole_run, Count::kGetsSent) +
+                                  Of(p.b.whole_run, Count::kGetsSent);
+  const std::uint64_t planned = Of(p.a.counts, Count::kPlannedReconnects) +
+                                Of(p.b.counts, Count::kPlannedReconnects);
+  EXPECT_TRUE(absl::StrContains(
+      report, "redis requests (SET:GET 1:10, 1000 keys, 32-byte values), pipeline 1, closed loop"))
+      << report;
+  EXPECT_FALSE(absl::StrContains(report, "-byte messages")) << report;
+  EXPECT_FALSE(absl::StrContains(report, "send to echo")) << report;
+  EXPECT_TRUE(absl::StrContains(report, "request to reply")) << report;
+  EXPECT_TRUE(absl::StrContains(report, absl::StrCat("\nredis\n  SET                   ", sets,
+                                                     " (")))
+      << report;
+  EXPECT_TRUE(absl::StrContains(report, absl::StrCat(hits, " hits, ", misses, " misses")))
+      << report;
+  EXPECT_TRUE(absl::StrContains(report, absl::StrCat("whole run             ", sets_sent,
+                                                     " SETs and ", gets_sent, " GETs sent")))
+      << report;
+  // connects/s: total connects over the longest window (10 s), as throughput.
+  EXPECT_TRUE(absl::StrContains(
+      report, absl::StrFormat("connects                %d (%.1f /s), %d planned reconnects",
+                              m.connects, m.connects / 10.0, planned)))
+      << report;
+  EXPECT_TRUE(absl::StrContains(report, "connect (us)")) << report;
+  EXPECT_TRUE(absl::StrContains(
+      report, absl::StrCat("(malformed ", 3 + 1000, ", server_error ", 2 * (3 + 1000), ")")))
+      << report;
+  EXPECT_TRUE(absl::StrContains(report, "first server error    ERR wrong number of arguments"))
+      << report;
+}
+
+TEST(MergeProtocolTest, HttpRunsSumTheirStatusClassesAndServerCloses) {
+  ProtocolMerge p = MergeTwo("http");
+  ASSERT_TRUE(p.merged.ok()) << p.merged.status();
+  const RunResult& m = *p.merged;
+  EXPECT_EQ(m.protocol, "http");
+  EXPECT_EQ(m.path, "/index.html");
+  ExpectSummed(p, m);
+  ExpectSummed(p, RoundTrip(m));
+  auto sum = [&](Count k) {
+    return Of(p.a.counts, k) + Of(p.b.counts, k);
+  };
+  const std::string report = FormatReport(m);
+  EXPECT_TRUE(absl::StrContains(report, "http requests (GET /index.html), pipeline 1")) << report;
+  EXPECT_FALSE(absl::StrContains(report, "send to echo")) << report;
+  EXPECT_TRUE(absl::StrContains(
+      report, absl::StrCat("\nhttp\n  responses             2xx ", sum(Count::kHttp2xx), ", 3xx ",
+                           sum(Count::kHttp3xx), ", 4xx ", sum(Count::kHttp4xx), ", 5xx ",
+                           sum(Count::kHttp5xx), ", 1xx (interim) ", sum(Count::kHttp1xx))))
+      << report;
+  EXPECT_TRUE(absl::StrContains(
+      report, absl::StrCat("Non-2xx or 3xx responses: ", sum(Count::kHttp4xx) +
+                                                             sum(Count::kHttp5xx))))
+      << report;
+  EXPECT_TRUE(absl::StrContains(
+      report, absl::StrCat("server closes         ", sum(Count::kServerCloses), " (reconnected)")))
+      << report;
+  EXPECT_TRUE(absl::StrContains(
+      report, absl::StrCat("whole run             ",
+                           Of(p.a.whole_run, Count::kRequestsSent) +
+                               Of(p.b.whole_run, Count::kRequestsSent),
+                           " requests sent")))
+      << report;
+  EXPECT_TRUE(absl::StrContains(report, "connect (us)")) << report;
+}
+
+TEST(MergeProtocolTest, RunsOfAnotherProtocolOrSettingsDoNotMerge) {
+  const RunResult redis = MakeProtocolRun("redis", Record({1}), Record({2}), 1);
+  const RunResult http = MakeProtocolRun("http", Record({1}), Record({2}), 1);
+  const RunResult echo = MakeRun("10.0.0.5:6379", Record({1}), 1, 10.0);
+  auto refused = [](const RunResult& a, const RunResult& b) {
+    absl::StatusOr<RunResult> m = MergeResults({RoundTrip(a), RoundTrip(b)}, {"a.json", "b.json"});
+    EXPECT_FALSE(m.ok());
+    return m.ok() ? std::string("merged") : std::string(m.status().message());
+  };
+  EXPECT_EQ(refused(redis, http),
+            "b.json: protocol http, a.json has redis; runs merge only with the same protocol");
+  EXPECT_EQ(refused(echo, redis),
+            "b.json: protocol redis, a.json has echo; runs merge only with the same protocol");
+  RunResult other = redis;
+  other.ratio = "1:1";
+  EXPECT_EQ(refused(redis, other),
+            "b.json: ratio 1:1, a.json has 1:10; runs merge only with the same ratio");
+  other = redis;
+  other.keyspace = 5;
+  EXPECT_TRUE(absl::StrContains(refused(redis, other), "b.json: keyspace 5, a.json has 1000"));
+  other = redis;
+  other.value_size = 4096;
+  EXPECT_TRUE(absl::StrContains(refused(redis, other), "b.json: value_size 4096, a.json has 32"));
+  other = http;
+  other.path = "/other";
+  EXPECT_TRUE(
+      absl::StrContains(refused(http, other), "b.json: path /other, a.json has /index.html"));
+  // Same settings merge.
+  EXPECT_TRUE(MergeResults({redis, redis}, {"a", "b"}).ok());
+}
+
 void ExpectBadJson(const std::string& text, absl::string_view error) {
   absl::StatusOr<RunResult> r = ResultFromJson(text);
   ASSERT_FALSE(r.ok()) << text;
@@ -303,6 +504,14 @@ TEST(MergeTest, BadDocumentsAreRejectedWithTheProblem) {
                 "no field \"latency_histogram\"");
   ExpectBadJson(absl::StrReplaceAll(good, {{"\"reset\": 0", "\"gremlins\": 0"}}),
                 "unknown error kind \"gremlins\"");
+  ExpectBadJson(absl::StrReplaceAll(good, {{"\"misses\": 0", "\"gremlins\": 0"}}),
+                "\"counts\": unknown count \"gremlins\"");
+  ExpectBadJson(absl::StrReplaceAll(good, {{"\"protocol\": \"echo\"", "\"protocol\": \"smtp\""}}),
+                "\"protocol\": unknown protocol \"smtp\"");
+  ExpectBadJson(absl::StrReplaceAll(good, {{"\"connect_latency_histogram\"", "\"x\""}}),
+                "no field \"connect_latency_histogram\"");
+  ExpectBadJson(absl::StrReplaceAll(good, {{"\"whole_run_counts\"", "\"x\""}}),
+                "no field \"whole_run_counts\"");
 }
 
 // ---- MergeMain: arguments, files, exit codes. ----
@@ -438,6 +647,14 @@ TEST(MergeMainTest, PrintsOneReportAndWritesTheMergedJson) {
   ASSERT_TRUE(merged.ok()) << merged.status();
   EXPECT_EQ(merged->messages, 400u);
   EXPECT_EQ(merged->latency.count(), 4u);
+
+  // Runs of another protocol do not merge: exit 3, the field named.
+  WriteText(b, ToJson(MakeProtocolRun("redis", Record({4000}), Record({50000}), 1)));
+  r = RunMain({"merge", a, b});
+  EXPECT_EQ(r.code, kExitBadInput);
+  EXPECT_EQ(r.err, absl::StrCat("loadgen merge: ", b, ": protocol redis, ", a,
+                                " has echo; runs merge only with the same protocol\n"));
+  EXPECT_EQ(r.out, "");
 
   // A run with errors merges, reports, and exits 1 as the run did.
   RunResult with_errors = MakeRun("h:1", Record({5}), 1, 1);

@@ -191,6 +191,11 @@ std::string FormatReport(const RunResult& r) {
   const bool echo = r.protocol == "echo";
   if (echo) {
     absl::StrAppendFormat(&out, ", %d-byte messages", r.message_size);
+  } else if (r.protocol == "redis") {
+    absl::StrAppendFormat(&out, ", redis requests (SET:GET %s, %d keys, %d-byte values)", r.ratio,
+                          r.keyspace, r.value_size);
+  } else if (r.protocol == "http") {
+    absl::StrAppendFormat(&out, ", http requests (GET %s)", r.path);
   } else {
     absl::StrAppendFormat(&out, ", %s requests", r.protocol);
   }
@@ -365,10 +370,19 @@ std::string ToJson(const RunResult& r) {
                                                   : std::string("null"),
                   ",\n");
   absl::StrAppend(&out, "  \"protocol\": ", JsonString(r.protocol), ",\n");
+  absl::StrAppend(&out, "  \"ratio\": ",
+                  r.ratio.empty() ? std::string("null") : JsonString(r.ratio), ",\n");
+  absl::StrAppend(&out, "  \"keyspace\": ",
+                  r.keyspace > 0 ? absl::StrCat(r.keyspace) : std::string("null"), ",\n");
+  absl::StrAppend(&out, "  \"value_size\": ",
+                  r.value_size > 0 ? absl::StrCat(r.value_size) : std::string("null"), ",\n");
+  absl::StrAppend(&out, "  \"path\": ", r.path.empty() ? std::string("null") : JsonString(r.path),
+                  ",\n");
   absl::StrAppend(&out, "  \"connects\": ", r.connects, ",\n");
   absl::StrAppend(&out, "  \"connects_per_second\": ",
                   JsonNumber(r.seconds > 0 ? r.connects / r.seconds : 0), ",\n");
   absl::StrAppend(&out, "  \"connect_latency_us\": ", LatencyJson(r.connect_latency), ",\n");
+  absl::StrAppend(&out, "  \"connect_latency_histogram\": ", r.connect_latency.ToJson(), ",\n");
   for (const auto& [key, counts] : {std::make_pair("counts", &r.counts),
                                     std::make_pair("whole_run_counts", &r.whole_run)}) {
     absl::StrAppend(&out, "  \"", key, "\": {");

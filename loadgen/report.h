@@ -127,6 +127,12 @@ struct RunResult {
 
   // Protocols (protocol.h). "echo" prints as before; redis and http add their section.
   std::string protocol = "echo";
+  // The protocol's settings, as the report header shows them (empty / 0 when the protocol has
+  // none): runs merge only when they are equal (merge.h).
+  std::string ratio;          // redis: --ratio as SET:GET, normalised ("1:10").
+  std::int64_t keyspace = 0;  // redis: --keyspace.
+  int value_size = 0;         // redis: --value_size.
+  std::string path;           // http: --path.
   Counts counts{};           // Measured window.
   Counts whole_run{};        // The whole run (warm-up and end-of-run drain included): what a
                              // server's own counters (INFO commandstats, an access log) saw.
@@ -172,7 +178,9 @@ inline constexpr int kJsonFormatVersion = 1;
 // ns_per_switch, loop_iterations, callbacks_run, errors (total), errors_by_kind, series [{elapsed_s, messages_per_second, ...}], and
 // the run's parameters, interrupted (bool) and signal ("SIGINT", "SIGTERM" or null), rate_asked
 // and rate_reached_share (null for a closed loop), rate_missed, server_connection_errors (null
-// for an external server), protocol, connects, connects_per_second, connect_latency_us, counts
+// for an external server), protocol, ratio, keyspace, value_size, path (null when the protocol
+// has no such setting), connects, connects_per_second, connect_latency_us,
+// connect_latency_histogram (Histogram::ToJson, as latency_histogram), counts
 // and whole_run_counts {requests_sent, sets_sent, ..., http_4xx, server_closes, ...},
 // first_server_error and first_malformed (null when none). Non-finite numbers are written as null.
 std::string ToJson(const RunResult& result);

@@ -225,6 +225,43 @@ TEST(ReportTest, OpenLoopJsonCarriesTheUncorrectedLatency) {
   EXPECT_DOUBLE_EQ(j["rate"].number, 5000);
 }
 
+// The protocol's settings are in the header and the JSON (null when the protocol has none), and
+// the JSON carries the whole connect latency histogram, for `loadgen merge`.
+TEST(ReportTest, ProtocolSettingsAndConnectHistogramAreReported) {
+  RunResult r = SampleResult();
+  r.protocol = "redis";
+  r.ratio = "1:10";
+  r.keyspace = 1000;
+  r.value_size = 32;
+  r.connects = 2;
+  r.connect_latency.Record(40'000);
+  r.connect_latency.Record(60'000);
+  EXPECT_TRUE(absl::StrContains(FormatReport(r),
+                                ", redis requests (SET:GET 1:10, 1000 keys, 32-byte values), "))
+      << FormatReport(r);
+  Json j = ParseOrFail(ToJson(r));
+  EXPECT_EQ(j["protocol"].string, "redis");
+  EXPECT_EQ(j["ratio"].string, "1:10");
+  EXPECT_DOUBLE_EQ(j["keyspace"].number, 1000);
+  EXPECT_DOUBLE_EQ(j["value_size"].number, 32);
+  EXPECT_EQ(j["path"].kind, Json::kNull);
+  ASSERT_EQ(j["connect_latency_histogram"].kind, Json::kObject);
+  EXPECT_DOUBLE_EQ(j["connect_latency_histogram"]["count"].number, 2);
+  EXPECT_DOUBLE_EQ(j["connect_latency_histogram"]["sum"].number, 100'000);
+  EXPECT_EQ(j["connect_latency_histogram"]["buckets"].array.size(), 2u);
+
+  r = SampleResult();
+  r.protocol = "http";
+  r.path = "/index.html";
+  EXPECT_TRUE(absl::StrContains(FormatReport(r), ", http requests (GET /index.html), "))
+      << FormatReport(r);
+  j = ParseOrFail(ToJson(r));
+  EXPECT_EQ(j["path"].string, "/index.html");
+  EXPECT_EQ(j["ratio"].kind, Json::kNull);
+  EXPECT_EQ(j["keyspace"].kind, Json::kNull);
+  EXPECT_DOUBLE_EQ(j["connect_latency_histogram"]["count"].number, 0);
+}
+
 // A --rate far above what was reached says so in the text and the JSON.
 TEST(ReportTest, MissedRateIsReportedAsAShareOfTheRateAsked) {
   RunResult r = SampleResult();  // 100,000 msg/s reached.

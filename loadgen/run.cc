@@ -270,6 +270,13 @@ absl::StatusOr<RunResult> RunLoad(const Config& config, const RunOptions& option
   if (absl::StatusOr<Ratio> ratio = ParseRatio(config.ratio); ratio.ok()) {
     client_options.ratio = *ratio;
   }
+  if (client_options.protocol == Protocol::kRedis) {
+    result.ratio = absl::StrCat(client_options.ratio.sets, ":", client_options.ratio.gets);
+    result.keyspace = config.keyspace;
+    result.value_size = config.value_size;
+  } else if (client_options.protocol == Protocol::kHttp) {
+    result.path = config.path;
+  }
   client_options.keyspace = static_cast<std::uint64_t>(config.keyspace);
   client_options.value_size = static_cast<std::size_t>(config.value_size);
   client_options.requests_per_connection =

@@ -1,0 +1,215 @@
+// loadgen --tls: against the embedded server (a certificate made in memory) and against external
+// TLS echo servers, verified with --tls_ca, not verified with --tls_insecure, and failing with
+// OpenSSL's reason when the certificate is not trusted or the server does not speak TLS.
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "loadgen/config.h"
+#include "loadgen/run.h"
+#include "socket/echo.h"
+#include "ssl/certificate.h"
+#include "ssl/context.h"
+#include "ssl/echo.h"
+#include "ssl/server.h"
+
+namespace loadgen {
+namespace {
+
+Config ShortTlsRun() {
+  Config c;
+  c.clients = 20;
+  c.duration = absl::Milliseconds(500);
+  c.warmup = absl::Milliseconds(200);
+  c.connect_timeout = absl::Seconds(5);
+  c.progress = false;
+  c.tls = true;
+  return c;
+}
+
+RunOptions Quiet() {
+  RunOptions o;
+  o.calibrate = false;
+  return o;
+}
+
+std::string WriteTemp(const std::string& name, const std::string& text) {
+  const char* dir = std::getenv("TEST_TMPDIR");
+  const std::string path = absl::StrCat(dir != nullptr ? dir : "/tmp", "/", name);
+  std::ofstream(path) << text;
+  return path;
+}
+
+// A TLS echo server on its own thread, with a leaf certificate for 127.0.0.1 signed by `ca`
+// (or self-signed when ca is null).
+class TlsEchoServer {
+ public:
+  explicit TlsEchoServer(const gevent::Certificate* ca) {
+    gevent::CertificateOptions leaf;
+    leaf.issuer = ca;
+    absl::StatusOr<gevent::Certificate> cert = gevent::MakeSelfSignedCertificate(leaf);
+    EXPECT_TRUE(cert.ok()) << cert.status();
+    cert_ = *cert;
+    gevent::SslContextOptions o;
+    o.role = gevent::SslRole::kServer;
+    o.cert_chain_pem = cert_.certificate_pem;
+    o.key_pem = cert_.private_key_pem;
+    absl::StatusOr<std::shared_ptr<gevent::SslContext>> context = gevent::SslContext::Create(o);
+    EXPECT_TRUE(context.ok()) << context.status();
+    gevent::SslServerOptions tls;
+    tls.context = *context;
+    gevent::EchoServerOptions options;
+    options.make_handler = gevent::MakeSslEchoHandlerFactory(tls, stats_);
+    server_ = std::make_unique<gevent::EchoServer>(options);
+    EXPECT_TRUE(server_->Start().ok());
+  }
+  std::string target() const { return absl::StrCat("127.0.0.1:", server_->port()); }
+  const gevent::Certificate& certificate() const { return cert_; }
+  gevent::SslServerStatsSnapshot tls_stats() const { return stats_->Snapshot(); }
+
+ private:
+  gevent::Certificate cert_;
+  std::shared_ptr<gevent::SslServerStats> stats_ = std::make_shared<gevent::SslServerStats>();
+  std::unique_ptr<gevent::EchoServer> server_;
+};
+
+gevent::Certificate MakeCa() {
+  gevent::CertificateOptions o;
+  o.common_name = "loadgen test CA";
+  o.dns_names = {};
+  o.ip_addresses = {};
+  o.is_ca = true;
+  absl::StatusOr<gevent::Certificate> ca = gevent::MakeSelfSignedCertificate(o);
+  EXPECT_TRUE(ca.ok()) << ca.status();
+  return *ca;
+}
+
+TEST(TlsTest, EmbeddedServerOverTlsHasNoErrorsAndEndsCleanly) {
+  for (int pipeline : {1, 4}) {
+    Config c = ShortTlsRun();
+    c.pipeline = pipeline;
+    c.client_threads = 2;
+    absl::StatusOr<RunResult> r = RunLoad(c, Quiet());
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_GT(r->messages, 0u);
+    EXPECT_EQ(TotalErrors(r->errors), 0u);
+    EXPECT_EQ(r->bytes, r->messages * 64);
+    EXPECT_EQ(r->connected_clients, 20);
+    EXPECT_EQ(r->server_connection_errors, 0) << "pipeline " << pipeline;
+    EXPECT_TRUE(absl::EndsWith(r->server, " (TLS)")) << r->server;
+    EXPECT_EQ(ExitCodeFor(*r), kExitOk);
+  }
+}
+
+TEST(TlsTest, ExternalServerVerifiedWithTheGivenCa) {
+  const gevent::Certificate ca = MakeCa();
+  TlsEchoServer server(&ca);
+  Config c = ShortTlsRun();
+  c.target = server.target();
+  c.tls_ca = WriteTemp("good_ca.pem", ca.certificate_pem);
+  absl::StatusOr<RunResult> r = RunLoad(c, Quiet());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_GT(r->messages, 0u);
+  EXPECT_EQ(TotalErrors(r->errors), 0u);
+  EXPECT_GE(server.tls_stats().handshakes, 20u);
+  EXPECT_EQ(server.tls_stats().failed(), 0u);
+}
+
+// Another CA's file: no connection is made, and the run ends after --connect_timeout with
+// OpenSSL's reason (RunLoad's dead-target rule; the binary exits 3).
+TEST(TlsTest, UntrustedCertificateEndsTheRunWithTheVerifyReason) {
+  const gevent::Certificate ca = MakeCa();
+  const gevent::Certificate other = MakeCa();
+  TlsEchoServer server(&ca);
+  Config c = ShortTlsRun();
+  c.target = server.target();
+  c.connect_timeout = absl::Seconds(1);
+  c.duration = absl::Seconds(60);  // Ended by the dead-target rule after 1 s, not by the clock.
+  c.tls_ca = WriteTemp("other_ca.pem", other.certificate_pem);
+  const absl::Time start = absl::Now();
+  absl::StatusOr<RunResult> r = RunLoad(c, Quiet());
+  ASSERT_FALSE(r.ok());
+  EXPECT_LT(absl::Now() - start, absl::Seconds(30));
+  EXPECT_TRUE(absl::StrContains(r.status().message(), "TLS handshake: "))
+      << r.status();
+  EXPECT_TRUE(absl::StrContains(r.status().message(), "certificate verify failed"))
+      << r.status();
+  EXPECT_GT(server.tls_stats().failed(), 0u);
+}
+
+TEST(TlsTest, InsecureAcceptsASelfSignedServer) {
+  TlsEchoServer server(nullptr);
+  Config c = ShortTlsRun();
+  c.target = server.target();
+  c.tls_insecure = true;
+  absl::StatusOr<RunResult> r = RunLoad(c, Quiet());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_GT(r->messages, 0u);
+  EXPECT_EQ(TotalErrors(r->errors), 0u);
+}
+
+// Without --tls_insecure, the system's CAs do not trust a self-signed server.
+TEST(TlsTest, SelfSignedServerIsRefusedByDefault) {
+  TlsEchoServer server(nullptr);
+  Config c = ShortTlsRun();
+  c.target = server.target();
+  c.connect_timeout = absl::Seconds(1);
+  c.duration = absl::Seconds(60);  // Ended by the dead-target rule after 1 s, not by the clock.
+  absl::StatusOr<RunResult> r = RunLoad(c, Quiet());
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(absl::StrContains(r.status().message(), "self-signed certificate")) << r.status();
+}
+
+// --tls against a plain echo server: it echoes the ClientHello, which is no ServerHello.
+TEST(TlsTest, PlainServerGivesAProtocolErrorInBoundedTime) {
+  gevent::EchoServer plain;
+  ASSERT_TRUE(plain.Start().ok());
+  Config c = ShortTlsRun();
+  c.target = absl::StrCat("127.0.0.1:", plain.port());
+  c.tls_insecure = true;
+  c.connect_timeout = absl::Seconds(1);
+  c.duration = absl::Seconds(60);  // Ended by the dead-target rule after 1 s, not by the clock.
+  const absl::Time start = absl::Now();
+  absl::StatusOr<RunResult> r = RunLoad(c, Quiet());
+  ASSERT_FALSE(r.ok());
+  EXPECT_LT(absl::Now() - start, absl::Seconds(30));
+  EXPECT_TRUE(absl::StrContains(r.status().message(), "TLS handshake: ")) << r.status();
+}
+
+TEST(TlsTest, MissingCaFileNamesTheFlag) {
+  Config c = ShortTlsRun();
+  c.target = "127.0.0.1:1";
+  c.tls_ca = "/nonexistent/ca.pem";
+  absl::StatusOr<RunResult> r = RunLoad(c, Quiet());
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(absl::StartsWith(r.status().message(), "--tls_ca=/nonexistent/ca.pem: "))
+      << r.status();
+}
+
+TEST(TlsTest, TlsFlagsAreValidated) {
+  Config c;
+  c.tls_ca = "ca.pem";
+  EXPECT_EQ(Validate(c).message(), "--tls_ca=ca.pem: needs --tls");
+  c = Config();
+  c.tls_insecure = true;
+  EXPECT_EQ(Validate(c).message(), "--tls_insecure=true: needs --tls");
+  c.tls = true;
+  c.target = "127.0.0.1:1";
+  c.tls_ca = "ca.pem";
+  EXPECT_EQ(Validate(c).message(),
+            "--tls_insecure=true: contradicts --tls_ca (verify or not, not both)");
+  c = Config();
+  c.tls = true;
+  c.tls_ca = "ca.pem";
+  EXPECT_TRUE(absl::StartsWith(Validate(c).message(), "--tls_ca=ca.pem: needs --target"))
+      << Validate(c);
+  c.target = "127.0.0.1:1";
+  EXPECT_TRUE(Validate(c).ok()) << Validate(c);
+}
+
+}  // namespace
+}  // namespace loadgen

@@ -133,6 +133,11 @@ class Readiness : public EdgePoller::Handle {
     }
   }
 
+  // seen_ready: false once `side` (kRead or kWrite) was seen not ready with no event since: a
+  // call on it now would most likely fail with EAGAIN (the edge rule, for callers making their
+  // own system calls, as //ssl's BIO does).
+  bool seen_ready(Side side) const { return side == Side::kRead ? read_.ready : write_.ready; }
+
   int fd() const { return fd_; }
   bool stream() const { return stream_; }
   Hub& hub() const { return *hub_; }

@@ -10,8 +10,11 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "loadgen/config.h"
+#include "loadgen/report.h"
 #include "loadgen/run.h"
 #include "socket/echo.h"
+#include "socket/server.h"
+#include "ssl/ssl_socket.h"
 #include "ssl/certificate.h"
 #include "ssl/context.h"
 #include "ssl/echo.h"
@@ -178,6 +181,58 @@ TEST(TlsTest, PlainServerGivesAProtocolErrorInBoundedTime) {
   ASSERT_FALSE(r.ok());
   EXPECT_LT(absl::Now() - start, absl::Seconds(30));
   EXPECT_TRUE(absl::StrContains(r.status().message(), "TLS handshake: ")) << r.status();
+}
+
+// The redis and http clients talk through the same Stream: http over TLS, keep-alive and
+// pipelined, against a TLS server answering every request it parses.
+TEST(TlsTest, HttpOverTlsIsParsedAndCounted) {
+  const gevent::Certificate ca = MakeCa();
+  gevent::CertificateOptions leaf;
+  leaf.issuer = &ca;
+  absl::StatusOr<gevent::Certificate> cert = gevent::MakeSelfSignedCertificate(leaf);
+  ASSERT_TRUE(cert.ok()) << cert.status();
+  gevent::SslContextOptions o;
+  o.role = gevent::SslRole::kServer;
+  o.cert_chain_pem = cert->certificate_pem;
+  o.key_pem = cert->private_key_pem;
+  absl::StatusOr<std::shared_ptr<gevent::SslContext>> context = gevent::SslContext::Create(o);
+  ASSERT_TRUE(context.ok()) << context.status();
+  gevent::SslServerOptions tls;
+  tls.context = *context;
+  gevent::MultiThreadServer server(
+      gevent::SocketAddress::Loopback(0),
+      gevent::MakeSslHandler(
+          [](gevent::SslSocket& conn, const gevent::SocketAddress&) {
+            static constexpr char kResponse[] =
+                "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+            std::string in;
+            char buf[4096];
+            for (;;) {
+              absl::StatusOr<size_t> n = conn.RecvInto(absl::MakeSpan(buf));
+              if (!n.ok() || *n == 0) return;
+              in.append(buf, *n);
+              std::string out;
+              for (size_t end; (end = in.find("\r\n\r\n")) != std::string::npos;) {
+                in.erase(0, end + 4);
+                out += kResponse;
+              }
+              if (!out.empty() && !conn.SendAll(out).ok()) return;
+            }
+          },
+          tls),
+      1);
+  ASSERT_TRUE(server.Start().ok());
+  Config c = ShortTlsRun();
+  c.protocol = "http";
+  c.pipeline = 4;
+  c.target = absl::StrCat("127.0.0.1:", server.port());
+  c.tls_ca = WriteTemp("http_ca.pem", ca.certificate_pem);
+  absl::StatusOr<RunResult> r = RunLoad(c, Quiet());
+  server.Stop(absl::ZeroDuration());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_GT(r->messages, 0u);
+  EXPECT_EQ(TotalErrors(r->errors), 0u) << FormatReport(*r);
+  EXPECT_EQ(r->counts[static_cast<std::size_t>(Count::kHttp2xx)], r->messages);
 }
 
 TEST(TlsTest, MissingCaFileNamesTheFlag) {

@@ -8,6 +8,7 @@
          (Debian's, started here with a config in a temporary folder, serving a 64-byte file with
          one worker process and access logging off).
 
+The peer tool runs twice per round; its second copy against the first is the row's noise floor.
 Client CPU is getrusage(RUSAGE_CHILDREN) around each client process (user+sys, the whole
 process: threads, start-up and reporting included), divided by the requests it made. Rounds
 alternate the order of the two tools of a row (forward, backward, ...); medians are printed with
@@ -209,10 +210,12 @@ def main():
                      lambda guess: run_wrk(nginx_port, args.seconds)))
         summary = []
         for name, peer, ours_fn, peer_fn in rows:
-            results = {"loadgen": [], peer: []}
+            # The peer runs twice per round: the second copy's ratio to the first is the noise
+            # floor of that row (how far two runs of one tool differ on this machine).
+            results = {"loadgen": [], peer: [], peer + " (2nd)": []}
             guess = 50000
             for r in range(args.rounds):
-                order = [("loadgen", ours_fn), (peer, peer_fn)]
+                order = [("loadgen", ours_fn), (peer, peer_fn), (peer + " (2nd)", peer_fn)]
                 if r % 2:
                     order.reverse()
                 for tool, fn in order:
@@ -228,11 +231,12 @@ def main():
             summary.append((name, peer, med))
         print("\nmedians over %d rounds of %d s:" % (args.rounds, args.seconds))
         for name, peer, med in summary:
-            ours, theirs = med["loadgen"], med[peer]
+            ours, theirs, again = med["loadgen"], med[peer], med[peer + " (2nd)"]
             print("  %-18s loadgen %9.0f req/s %6.2f us CPU/req | %-15s %9.0f req/s %6.2f us "
-                  "CPU/req | ratio %.3fx req/s, %.3fx CPU/req" % (
+                  "CPU/req | ratio %.3fx req/s, %.3fx CPU/req | noise floor (2nd %s / 1st) "
+                  "%.3fx req/s, %.3fx CPU/req" % (
                       name, ours[0], ours[1], peer, theirs[0], theirs[1], ours[0] / theirs[0],
-                      ours[1] / theirs[1]))
+                      ours[1] / theirs[1], peer, again[0] / theirs[0], again[1] / theirs[1]))
             print("  %-18s   loadgen latency: %s" % ("", ours[2]))
             print("  %-18s   %s latency: %s" % ("", peer, theirs[2]))
     finally:

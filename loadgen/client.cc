@@ -300,6 +300,19 @@ class Client {
     RedisCommand command;  // redis only.
   };
 
+  // Watching publishes the conversation's socket to the sweeper for its lifetime.
+  struct Watching {
+    Watching(Watch* w, gevent::Socket& raw) : watch(w) { watch->waiting = &raw; }
+    ~Watching() { *watch = Watch(); }
+    Watch* watch;
+  };
+
+  // SendTimeout: a send may wait --response_timeout for room (none: forever).
+  gevent::IoTimeout SendTimeout() const {
+    const absl::Duration t = ctx_.options->response_timeout;
+    return t > absl::ZeroDuration() ? gevent::IoTimeout(t) : gevent::IoTimeout::Forever();
+  }
+
   // ActiveGuard counts the client as connected for its lifetime (also while being unwound).
   struct ActiveGuard {
     ActiveGuard(ThreadCounters& c, std::int64_t connect_ns) : counters(c) {
@@ -377,15 +390,9 @@ class Client {
     const std::size_t pipeline = ring_.size();
     const bool open_loop = interval_ns_ > 0;
     const std::int64_t response_timeout_ns = absl::ToInt64Nanoseconds(o.response_timeout);
-    const gevent::IoTimeout send_timeout = response_timeout_ns > 0
-                                               ? gevent::IoTimeout(o.response_timeout)
-                                               : gevent::IoTimeout::Forever();
+    const gevent::IoTimeout send_timeout = SendTimeout();
     // The sweeper (ClientThread::Body) cancels the read wait once the oldest message is overdue.
-    struct Unwatch {
-      Watch* w;
-      ~Unwatch() { *w = Watch(); }
-    } unwatch{watch_};
-    watch_->waiting = &raw;
+    Watching watching(watch_, raw);
     std::size_t head = 0;
     std::size_t count = 0;
     std::size_t have = 0;
@@ -488,14 +495,8 @@ class Client {
     const std::size_t pipeline = ring_.size();
     const bool open_loop = interval_ns_ > 0;
     const std::int64_t response_timeout_ns = absl::ToInt64Nanoseconds(o.response_timeout);
-    const gevent::IoTimeout send_timeout = response_timeout_ns > 0
-                                               ? gevent::IoTimeout(o.response_timeout)
-                                               : gevent::IoTimeout::Forever();
-    struct Unwatch {
-      Watch* w;
-      ~Unwatch() { *w = Watch(); }
-    } unwatch{watch_};
-    watch_->waiting = &raw;
+    const gevent::IoTimeout send_timeout = SendTimeout();
+    Watching watching(watch_, raw);
     gevent::BufferedReader reader(stream, {.capacity = 4096, .max_buffered = 1024 * 1024 + 4096});
     const std::uint64_t limit = o.requests_per_connection;
     std::uint64_t sent_here = 0;

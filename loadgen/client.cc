@@ -24,7 +24,6 @@
 #include "socket/socket.h"
 #include "socket/stream.h"
 #include "ssl/ssl_socket.h"
-#include "socket/stream.h"
 
 namespace loadgen {
 
@@ -268,6 +267,11 @@ class Client {
         }
       }
       if (tls != nullptr) {
+        // A planned reconnect ends the session with close_notify, so the server sees a clean
+        // end rather than a truncation (OpenSSL's unexpected EOF).
+        if (!error.has_value() && reconnect_ && !ctx_.stopping) {
+          tls->ShutdownWrite(gevent::IoTimeout(kDrainBound)).IgnoreError();
+        }
         tls->Close().IgnoreError();
         tls.reset();
       }

@@ -108,6 +108,20 @@ TEST(TlsTest, EmbeddedServerOverTlsHasNoErrorsAndEndsCleanly) {
   }
 }
 
+// --requests_per_connection over TLS: each planned reconnect ends its session with close_notify,
+// so the server counts no connection error.
+TEST(TlsTest, PlannedReconnectsCloseCleanly) {
+  Config c = ShortTlsRun();
+  c.clients = 10;
+  c.requests_per_connection = 5;
+  absl::StatusOr<RunResult> r = RunLoad(c, Quiet());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_GT(r->messages, 0u);
+  EXPECT_EQ(TotalErrors(r->errors), 0u) << FormatReport(*r);
+  EXPECT_GT(r->counts[static_cast<std::size_t>(Count::kPlannedReconnects)], 0u);
+  EXPECT_EQ(r->server_connection_errors, 0) << FormatReport(*r);
+}
+
 TEST(TlsTest, ExternalServerVerifiedWithTheGivenCa) {
   const gevent::Certificate ca = MakeCa();
   TlsEchoServer server(&ca);

@@ -43,7 +43,7 @@ int SslSocket::BioRead(BIO* bio, char* data, int size) {
   // the readiness what a recv saw, so that the wait parks without polling first. With
   // read-ahead every record is a short read: this saves two system calls per record read.
   internal::Readiness* readiness = internal::Readiness::Find(fd);
-  if (readiness != nullptr && !readiness->seen_ready(internal::Side::kRead)) {
+  if (readiness != nullptr && !self->call_now_ && !readiness->seen_ready(internal::Side::kRead)) {
     self->read_blocked_ = true;
     BIO_set_retry_read(bio);
     return -1;
@@ -248,6 +248,8 @@ template <typename Call>
 absl::StatusOr<int> SslSocket::Drive(const char* operation, IoTimeout timeout,
                                      std::optional<absl::Time>* deadline, Call&& call) {
   if (ABSL_PREDICT_FALSE(!socket_.is_open())) return ClosedError(operation);
+  // A zero timeout always makes the system calls (as Socket's calls do): no early "retry".
+  call_now_ = timeout.Resolve(socket_.timeout()) == absl::ZeroDuration();
   for (;;) {
     // SSL_get_error needs an empty error queue: clear it only when something is queued (peeking
     // costs less than clearing, and this runs for every record).

@@ -164,6 +164,7 @@ class SslSocket final : public Stream {
   // The BIO's read / write saw EAGAIN during the current OpenSSL call (Drive parks only then).
   bool read_blocked_ = false;
   bool write_blocked_ = false;
+  bool call_now_ = false;  // The current call has a zero timeout: the BIO always calls recv.
 };
 
 // CreateSslConnection: CreateConnection(host, port, timeout) (socket/resolve.h; `timeout` also

@@ -1,8 +1,6 @@
 // loadgen --tls: against the embedded server (a certificate made in memory) and against external
 // TLS echo servers, verified with --tls_ca, not verified with --tls_insecure, and failing with
 // OpenSSL's reason when the certificate is not trusted or the server does not speak TLS.
-#include <cstdio>
-#include <fstream>
 #include <memory>
 #include <string>
 
@@ -14,11 +12,12 @@
 #include "loadgen/run.h"
 #include "socket/echo.h"
 #include "socket/server.h"
-#include "ssl/ssl_socket.h"
 #include "ssl/certificate.h"
 #include "ssl/context.h"
 #include "ssl/echo.h"
 #include "ssl/server.h"
+#include "ssl/ssl_socket.h"
+#include "ssl/testing.h"
 
 namespace loadgen {
 namespace {
@@ -40,55 +39,49 @@ RunOptions Quiet() {
   return o;
 }
 
-std::string WriteTemp(const std::string& name, const std::string& text) {
-  const char* dir = std::getenv("TEST_TMPDIR");
-  const std::string path = absl::StrCat(dir != nullptr ? dir : "/tmp", "/", name);
-  std::ofstream(path) << text;
-  return path;
+// ServerContext: a server context presenting `leaf`.
+std::shared_ptr<gevent::SslContext> ServerContext(const gevent::Certificate& leaf) {
+  gevent::SslContextOptions o;
+  o.role = gevent::SslRole::kServer;
+  o.cert_chain_pem = leaf.certificate_pem;
+  o.key_pem = leaf.private_key_pem;
+  absl::StatusOr<std::shared_ptr<gevent::SslContext>> context = gevent::SslContext::Create(o);
+  EXPECT_TRUE(context.ok()) << context.status();
+  return context.ok() ? *context : nullptr;
 }
 
-// A TLS echo server on its own thread, with a leaf certificate for 127.0.0.1 signed by `ca`
-// (or self-signed when ca is null).
+// Pki: a CA and a leaf for 127.0.0.1 it signed, with ca.pem in a fresh folder (ssl/testing.h).
+gevent::testing::Pki MakePki(const std::string& name) {
+  absl::StatusOr<gevent::testing::Pki> pki =
+      gevent::testing::MakePki(gevent::testing::MakeTestDir(name));
+  EXPECT_TRUE(pki.ok()) << pki.status();
+  return pki.ok() ? *pki : gevent::testing::Pki();
+}
+
+// A TLS echo server on its own threads presenting `leaf`.
 class TlsEchoServer {
  public:
-  explicit TlsEchoServer(const gevent::Certificate* ca) {
-    gevent::CertificateOptions leaf;
-    leaf.issuer = ca;
-    absl::StatusOr<gevent::Certificate> cert = gevent::MakeSelfSignedCertificate(leaf);
-    EXPECT_TRUE(cert.ok()) << cert.status();
-    cert_ = *cert;
-    gevent::SslContextOptions o;
-    o.role = gevent::SslRole::kServer;
-    o.cert_chain_pem = cert_.certificate_pem;
-    o.key_pem = cert_.private_key_pem;
-    absl::StatusOr<std::shared_ptr<gevent::SslContext>> context = gevent::SslContext::Create(o);
-    EXPECT_TRUE(context.ok()) << context.status();
+  explicit TlsEchoServer(const gevent::Certificate& leaf) {
     gevent::SslServerOptions tls;
-    tls.context = *context;
+    tls.context = ServerContext(leaf);
     gevent::EchoServerOptions options;
     options.make_handler = gevent::MakeSslEchoHandlerFactory(tls, stats_);
     server_ = std::make_unique<gevent::EchoServer>(options);
     EXPECT_TRUE(server_->Start().ok());
   }
   std::string target() const { return absl::StrCat("127.0.0.1:", server_->port()); }
-  const gevent::Certificate& certificate() const { return cert_; }
   gevent::SslServerStatsSnapshot tls_stats() const { return stats_->Snapshot(); }
 
  private:
-  gevent::Certificate cert_;
   std::shared_ptr<gevent::SslServerStats> stats_ = std::make_shared<gevent::SslServerStats>();
   std::unique_ptr<gevent::EchoServer> server_;
 };
 
-gevent::Certificate MakeCa() {
-  gevent::CertificateOptions o;
-  o.common_name = "loadgen test CA";
-  o.dns_names = {};
-  o.ip_addresses = {};
-  o.is_ca = true;
-  absl::StatusOr<gevent::Certificate> ca = gevent::MakeSelfSignedCertificate(o);
-  EXPECT_TRUE(ca.ok()) << ca.status();
-  return *ca;
+// SelfSigned: a self-signed certificate for 127.0.0.1 and localhost.
+gevent::Certificate SelfSigned() {
+  absl::StatusOr<gevent::Certificate> cert = gevent::MakeSelfSignedCertificate();
+  EXPECT_TRUE(cert.ok()) << cert.status();
+  return cert.ok() ? *cert : gevent::Certificate();
 }
 
 TEST(TlsTest, EmbeddedServerOverTlsHasNoErrorsAndEndsCleanly) {
@@ -123,11 +116,11 @@ TEST(TlsTest, PlannedReconnectsCloseCleanly) {
 }
 
 TEST(TlsTest, ExternalServerVerifiedWithTheGivenCa) {
-  const gevent::Certificate ca = MakeCa();
-  TlsEchoServer server(&ca);
+  const gevent::testing::Pki pki = MakePki("good_ca");
+  TlsEchoServer server(pki.leaf);
   Config c = ShortTlsRun();
   c.target = server.target();
-  c.tls_ca = WriteTemp("good_ca.pem", ca.certificate_pem);
+  c.tls_ca = pki.ca_file;
   absl::StatusOr<RunResult> r = RunLoad(c, Quiet());
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_GT(r->messages, 0u);
@@ -139,14 +132,14 @@ TEST(TlsTest, ExternalServerVerifiedWithTheGivenCa) {
 // Another CA's file: no connection is made, and the run ends after --connect_timeout with
 // OpenSSL's reason (RunLoad's dead-target rule; the binary exits 3).
 TEST(TlsTest, UntrustedCertificateEndsTheRunWithTheVerifyReason) {
-  const gevent::Certificate ca = MakeCa();
-  const gevent::Certificate other = MakeCa();
-  TlsEchoServer server(&ca);
+  const gevent::testing::Pki pki = MakePki("server_ca");
+  const gevent::testing::Pki other = MakePki("other_ca");
+  TlsEchoServer server(pki.leaf);
   Config c = ShortTlsRun();
   c.target = server.target();
   c.connect_timeout = absl::Seconds(1);
   c.duration = absl::Seconds(60);  // Ended by the dead-target rule after 1 s, not by the clock.
-  c.tls_ca = WriteTemp("other_ca.pem", other.certificate_pem);
+  c.tls_ca = other.ca_file;
   const absl::Time start = absl::Now();
   absl::StatusOr<RunResult> r = RunLoad(c, Quiet());
   ASSERT_FALSE(r.ok());
@@ -159,7 +152,7 @@ TEST(TlsTest, UntrustedCertificateEndsTheRunWithTheVerifyReason) {
 }
 
 TEST(TlsTest, InsecureAcceptsASelfSignedServer) {
-  TlsEchoServer server(nullptr);
+  TlsEchoServer server(SelfSigned());
   Config c = ShortTlsRun();
   c.target = server.target();
   c.tls_insecure = true;
@@ -171,7 +164,7 @@ TEST(TlsTest, InsecureAcceptsASelfSignedServer) {
 
 // Without --tls_insecure, the system's CAs do not trust a self-signed server.
 TEST(TlsTest, SelfSignedServerIsRefusedByDefault) {
-  TlsEchoServer server(nullptr);
+  TlsEchoServer server(SelfSigned());
   Config c = ShortTlsRun();
   c.target = server.target();
   c.connect_timeout = absl::Seconds(1);
@@ -200,19 +193,9 @@ TEST(TlsTest, PlainServerGivesAProtocolErrorInBoundedTime) {
 // The redis and http clients talk through the same Stream: http over TLS, keep-alive and
 // pipelined, against a TLS server answering every request it parses.
 TEST(TlsTest, HttpOverTlsIsParsedAndCounted) {
-  const gevent::Certificate ca = MakeCa();
-  gevent::CertificateOptions leaf;
-  leaf.issuer = &ca;
-  absl::StatusOr<gevent::Certificate> cert = gevent::MakeSelfSignedCertificate(leaf);
-  ASSERT_TRUE(cert.ok()) << cert.status();
-  gevent::SslContextOptions o;
-  o.role = gevent::SslRole::kServer;
-  o.cert_chain_pem = cert->certificate_pem;
-  o.key_pem = cert->private_key_pem;
-  absl::StatusOr<std::shared_ptr<gevent::SslContext>> context = gevent::SslContext::Create(o);
-  ASSERT_TRUE(context.ok()) << context.status();
+  const gevent::testing::Pki pki = MakePki("http_ca");
   gevent::SslServerOptions tls;
-  tls.context = *context;
+  tls.context = ServerContext(pki.leaf);
   gevent::MultiThreadServer server(
       gevent::SocketAddress::Loopback(0),
       gevent::MakeSslHandler(
@@ -240,7 +223,7 @@ TEST(TlsTest, HttpOverTlsIsParsedAndCounted) {
   c.protocol = "http";
   c.pipeline = 4;
   c.target = absl::StrCat("127.0.0.1:", server.port());
-  c.tls_ca = WriteTemp("http_ca.pem", ca.certificate_pem);
+  c.tls_ca = pki.ca_file;
   absl::StatusOr<RunResult> r = RunLoad(c, Quiet());
   server.Stop(absl::ZeroDuration());
   ASSERT_TRUE(r.ok()) << r.status();
